@@ -107,13 +107,13 @@ def dni_step(model: LinearNet, interface: DecoupledInterface, opt: torch.optim.O
     synth_loss = interface.synthesizer_loss()
     synth_loss.backward()
     synth_opt.step()
-    return {"loss": float(loss), "cosine": cosine, "synth_loss": float(synth_loss)}
+    return {"loss": float(loss.detach()), "cosine": cosine, "synth_loss": float(synth_loss.detach())}
 
 
-def compare_linear(model_lr: float = 0.05, synth_lr: float = 0.01, context: str = "both",
+def compare_linear(model_lr: float = 0.05, synth_lr: float = 0.1, context: str = "both",
                    kind: str = "linear", zero_init: bool = True, lam: float = 0.0,
                    steps: int = 1500, batch_size: int = 32, hidden_dim: int = 10,
-                   noise: float = 0.1, seed: int = 0, log_every: int = 10
+                   noise: float = 0.5, seed: int = 0, log_every: int = 10
                    ) -> Iterator[dict[str, float]]:
     """Train backprop, SG and/or cDNI copies of one model side by side.
 

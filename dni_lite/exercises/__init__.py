@@ -1,0 +1,5 @@
+"""Checkers for the notebooks' exercises, one module per notebook (nb01.py, ...).
+
+Each checker takes the student's answer, verifies it by computation, and
+returns a one-line verdict; ``None`` means "not attempted yet".
+"""
