@@ -1,0 +1,462 @@
+"""Notebook 03's model: an MLP with a decoupled interface at every layer boundary.
+
+The network is a list of layers: ``depth`` hidden layers
+(Linear -> BatchNorm -> ReLU) and a linear output layer. Boundary ``k`` sits
+on the output ``h_k`` of hidden layer ``k`` and is one of
+
+* ``"backprop"``: no cut, layers k and k+1 learn together from the true gradient;
+* ``"dni"``: a ``DecoupledInterface`` whose synthesizer sees only ``h_k``;
+* ``"cdni"``: the same, with the one-hot label as context;
+* ``"none"``: a cut with no learning signal at all: the layers below stay at
+  their random initialisation (the paper's "no backprop" column when every
+  boundary is ``"none"``: only the output layer learns).
+
+Layers joined by backprop boundaries form a *stage*; with every boundary
+decoupled, each stage is one layer. One training step runs the stages bottom
+to top, and each stage is update-unlocked:
+
+1. ``layer_step``: forward the stage, push the synthetic gradient of its top
+   interface into it, update it at once, and return the gradient it sends
+   down to its input, computed from that synthetic gradient;
+2. ``synthesizer_step``: that gradient is the *bootstrapped* target for the
+   synthesizer of the interface below (only the output layer sees the real
+   loss, so only the topmost synthesizer regresses on a true gradient).
+
+No backward pass ever crosses a decoupled boundary. ``true_gradients``
+computes the real dL/dh_k on the side, for diagnostics only.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .data import load_dataset, DATASETS
+from .diagnostics import cosine_similarity
+from .interface import DecoupledInterface
+from .synthesizer import KINDS, Synthesizer
+from .validate import check_bool, check_choice, check_float, check_int
+
+BOUNDARY_MODES = ("backprop", "dni", "cdni", "none")
+SG_MODES = ("dni", "cdni")
+# Which boundaries the DNI/cDNI variants of compare_mlp decouple (the rest stay backprop).
+CUT_PATTERNS = ("all", "alternate", "top", "bottom")
+VARIANTS = ("no_backprop", "backprop", "dni", "cdni")
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units and a linear output layer.
+
+    ``layers[k]`` for ``k < depth`` is Linear -> BatchNorm1d -> ReLU (no
+    BatchNorm when ``batchnorm=False``); ``layers[depth]`` is the output layer.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, depth: int = 3, width: int = 256,
+                 batchnorm: bool = True) -> None:
+        super().__init__()
+        check_int("in_dim", in_dim, 1)
+        check_int("out_dim", out_dim, 1)
+        self.depth = check_int("depth", depth, 1)
+        self.width = check_int("width", width, 1)
+        check_bool("batchnorm", batchnorm)
+        layers = []
+        for k in range(depth):
+            parts = [nn.Linear(in_dim if k == 0 else width, width)]
+            if batchnorm:
+                parts.append(nn.BatchNorm1d(width))
+            parts.append(nn.ReLU())
+            layers.append(nn.Sequential(*parts))
+        layers.append(nn.Linear(width, out_dim))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def make_stages(modes: Sequence[str]) -> list[list[int]]:
+    """Group layer indices into stages: runs of layers joined by backprop boundaries.
+
+    ``modes[k]`` is the mode of the boundary above hidden layer ``k``, so a
+    model of depth ``len(modes)`` has ``len(modes) + 1`` layers.
+    """
+    for k, mode in enumerate(modes):
+        check_choice(f"modes[{k}]", mode, BOUNDARY_MODES)
+    stages, current = [], [0]
+    for k, mode in enumerate(modes):
+        if mode == "backprop":
+            current.append(k + 1)
+        else:
+            stages.append(current)
+            current = [k + 1]
+    stages.append(current)
+    return stages
+
+
+@dataclass
+class LayerStep:
+    """What one update-unlocked step of a layer (or stage) produced.
+
+    ``h_out``: the activation it sends up (a detached leaf that collects the
+    gradient the layer above sends back); ``grad_in``: the gradient it sends
+    down to its input (``None`` when it sends none); ``loss``: the real loss
+    for the output layer, else ``None``.
+    """
+
+    h_out: Tensor | None
+    grad_in: Tensor | None
+    loss: float | None = None
+
+
+def layer_step(layer: nn.Module, optimizer: torch.optim.Optimizer | None, h_in: Tensor,
+               interface: DecoupledInterface | None = None, context: Tensor | None = None,
+               y: Tensor | None = None, send_gradient: bool = True) -> LayerStep:
+    """Forward one layer (or stage), update it from its own learning signal, report.
+
+    * with an ``interface`` on top: the synthetic gradient of ``h_out`` is
+      pushed into the layer right after its forward pass (update unlocking);
+    * with labels ``y`` (the output layer): the real cross-entropy loss;
+    * with neither: the layer only runs forward and does not learn.
+
+    ``h_in`` is used as it is when it is a leaf that requires grad (the tensor
+    an interface returned, so the gradient also shows up as that interface's
+    ``received_gradient``); otherwise a detached copy is made, requiring grad
+    when ``send_gradient``. ``grad_in`` is the gradient the layer sends down:
+    the bootstrapped target for the synthesizer below. The optimizer steps
+    after the backward pass, so ``h_out`` and ``grad_in`` belong to the
+    weights the layer had when it ran forward.
+    """
+    if interface is not None and y is not None:
+        raise ValueError("give either an interface (hidden layer) or labels y (output layer), "
+                         "not both")
+    learns = interface is not None or y is not None
+    if not (h_in.is_leaf and h_in.requires_grad):
+        h_in = h_in.detach().requires_grad_(send_gradient and learns)
+    elif h_in.grad is not None:
+        raise ValueError("h_in already holds a gradient: it was used for a step before")
+    if not learns:
+        with torch.no_grad():
+            return LayerStep(layer(h_in).detach(), None)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+    out = layer(h_in)
+    if interface is not None:
+        h_out = interface(out, context)
+        interface.backward()
+        loss = None
+    else:
+        loss_t = F.cross_entropy(out, y)
+        loss_t.backward()
+        h_out, loss = None, float(loss_t.detach())
+    if optimizer is not None:
+        optimizer.step()
+    return LayerStep(h_out, h_in.grad, loss)
+
+
+def synthesizer_step(interface: DecoupledInterface, optimizer: torch.optim.Optimizer,
+                     target: Tensor | None = None) -> float:
+    """Regress the interface's synthesizer toward ``target`` (a raw dL/dh); return its loss.
+
+    ``target`` defaults to the gradient the layer above sent back to the cut;
+    in a DNI stack that is itself computed from a synthetic gradient
+    (bootstrapping), except at the topmost interface where it is the true one.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = interface.synthesizer_loss(target)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def true_gradients(model: MLP, x: Tensor, y: Tensor) -> list[Tensor]:
+    """The true dL/dh_k of the batch-mean cross-entropy at every hidden layer output.
+
+    Computed on the side with the current weights: no parameter's ``.grad``
+    and no BatchNorm running statistic is touched (the buffers are cloned),
+    so it never feeds into training.
+    """
+    params = dict(model.named_parameters())
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    state = {**params, **buffers}
+    hidden, h = [], x
+    for k, layer in enumerate(model.layers):
+        prefix = f"layers.{k}."
+        sub = {name[len(prefix):]: t for name, t in state.items() if name.startswith(prefix)}
+        h = functional_call(layer, sub, (h,))
+        if k < model.depth:
+            hidden.append(h)
+    loss = F.cross_entropy(h, y)
+    return list(torch.autograd.grad(loss, hidden))
+
+
+class DecoupledMLP:
+    """An MLP plus, per boundary, its interface and synthesizer optimizer, per stage its optimizer.
+
+    Args:
+        model: the network (its ``depth`` sets the number of boundaries).
+        modes: one of ``BOUNDARY_MODES`` per boundary, or one mode for all.
+        n_classes: the context size of cDNI synthesizers (one-hot labels).
+        kind, hidden_dim, zero_init: passed to each ``Synthesizer``.
+        lr, synth_lr: Adam learning rates of the layers and the synthesizers.
+    """
+
+    def __init__(self, model: MLP, modes: str | Sequence[str], n_classes: int,
+                 kind: str = "linear", hidden_dim: int = 256, zero_init: bool = True,
+                 lr: float = 1e-3, synth_lr: float = 1e-4) -> None:
+        if not isinstance(model, MLP):
+            raise ValueError(f"model must be an MLP, got {type(model).__name__}")
+        if isinstance(modes, str):
+            modes = [modes] * model.depth
+        modes = list(modes)
+        if len(modes) != model.depth:
+            raise ValueError(f"modes must name one mode per boundary ({model.depth}), "
+                             f"got {len(modes)}")
+        self.n_classes = check_int("n_classes", n_classes, 1)
+        check_float("lr", lr, 0.0, low_open=True)
+        check_float("synth_lr", synth_lr, 0.0, low_open=True)
+        self.model, self.modes = model, modes
+        self.stages = make_stages(modes)
+        self.stage_modules = [nn.Sequential(*[model.layers[i] for i in stage])
+                              for stage in self.stages]
+        self.optimizers: list[torch.optim.Optimizer | None] = []
+        for s, module in enumerate(self.stage_modules):
+            top = self.stages[s][-1]
+            frozen = top < model.depth and modes[top] == "none"
+            self.optimizers.append(None if frozen else
+                                   torch.optim.Adam(module.parameters(), lr=lr))
+        self.interfaces: list[DecoupledInterface | None] = []
+        self.synth_optimizers: list[torch.optim.Optimizer | None] = []
+        for mode in modes:
+            if mode in SG_MODES:
+                synth = Synthesizer(model.width, n_classes if mode == "cdni" else 0, kind=kind,
+                                    hidden_dim=hidden_dim, zero_init=zero_init)
+                self.interfaces.append(DecoupledInterface(synth))
+                self.synth_optimizers.append(torch.optim.Adam(synth.parameters(), lr=synth_lr))
+            else:
+                self.interfaces.append(None)
+                self.synth_optimizers.append(None)
+
+    def step(self, x: Tensor, y: Tensor, diagnose: bool = False) -> dict[str, float]:
+        """One training step on a batch, stage by stage, bottom to top.
+
+        Returns the training loss and, per decoupled boundary k, the
+        synthesizer loss ``synth_loss/L{k+1}``; with ``diagnose`` also the
+        cosine ``cos/L{k+1}`` between the synthetic and the true gradient
+        (computed on the side before any weight moves).
+        """
+        self.model.train()
+        truth = true_gradients(self.model, x, y) if diagnose else None
+        context = F.one_hot(y, self.n_classes).float()
+        metrics: dict[str, float] = {}
+        h: Tensor = x
+        below: int | None = None          # the boundary under the current stage
+        for s, (stage, module) in enumerate(zip(self.stages, self.stage_modules)):
+            top = stage[-1]
+            is_output = top == self.model.depth
+            iface = None if is_output else self.interfaces[top]
+            mode = None if is_output else self.modes[top]
+            sends = below is not None and self.interfaces[below] is not None
+            result = layer_step(module, self.optimizers[s], h, interface=iface,
+                                context=context if mode == "cdni" else None,
+                                y=y if is_output else None, send_gradient=sends)
+            if sends:
+                key = f"L{below + 1}"
+                metrics[f"synth_loss/{key}"] = synthesizer_step(
+                    self.interfaces[below], self.synth_optimizers[below], result.grad_in)
+            if result.loss is not None:
+                metrics["loss"] = result.loss
+            if iface is not None and truth is not None:
+                metrics[f"cos/L{top + 1}"] = cosine_similarity(iface.synthetic_gradient,
+                                                               truth[top])
+            h, below = result.h_out, (None if is_output else top)
+        return metrics
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        """The model's and the synthesizers' parameters."""
+        yield from self.model.parameters()
+        for iface in self.interfaces:
+            if iface is not None:
+                yield from iface.parameters()
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """Classification accuracy in percent, with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        acc = 100.0 * float((model(x).argmax(dim=1) == y).float().mean())
+    model.train(was_training)
+    return acc
+
+
+def cut_modes(depth: int, mode: str, cut: str = "all") -> list[str]:
+    """Per-boundary modes: ``mode`` at the boundaries ``cut`` selects, backprop elsewhere.
+
+    ``cut``: ``"all"`` boundaries, every other one from the bottom
+    (``"alternate"``), only the ``"top"`` or only the ``"bottom"`` one.
+    """
+    check_int("depth", depth, 1)
+    check_choice("mode", mode, BOUNDARY_MODES)
+    check_choice("cut", cut, CUT_PATTERNS)
+    chosen = {"all": range(depth), "alternate": range(0, depth, 2), "top": [depth - 1],
+              "bottom": [0]}[cut]
+    return [mode if k in chosen else "backprop" for k in range(depth)]
+
+
+@dataclass
+class CompareResult:
+    """Final test accuracies (percent) and the trained setups of ``compare_mlp``."""
+
+    accuracy: dict[str, float]
+    setups: dict[str, DecoupledMLP] = field(repr=False)
+    step_time: dict[str, float] = field(default_factory=dict)
+
+
+def compare_mlp(dataset: str = "mnist1d", depth: int = 3, width: int = 256, cut: str = "all",
+                context: str = "both", baseline: bool = True, kind: str = "linear",
+                synth_hidden: int = 256, zero_init: bool = True, lr: float = 1e-3,
+                synth_lr: float = 1e-4, batch_size: int = 128, epochs: int = 10, seed: int = 0,
+                batchnorm: bool = True, log_every: int = 20, diagnose_every: int = 4,
+                n_train: int | None = None) -> Iterator[dict[str, float]]:
+    """Train backprop, DNI, cDNI and no-backprop copies of one MLP side by side.
+
+    All copies start from the same weights and see the same batches.
+    ``context`` picks the synthetic-gradient copies (``"off"``: DNI, ``"on"``:
+    cDNI, ``"both"``); ``cut`` picks the boundaries they decouple;
+    ``baseline`` adds the copy in which only the output layer learns.
+    Every ``log_every`` steps it yields the test accuracy of each copy
+    (``acc/<variant>``) and, per decoupled boundary, the mean cosine between
+    synthetic and true gradient (measured every ``diagnose_every`` steps) and
+    the mean synthesizer loss since the last row. Returns a ``CompareResult``
+    whose ``step_time`` is each copy's mean seconds per training step
+    (diagnostic steps excluded).
+    """
+    check_choice("dataset", dataset, DATASETS)
+    check_int("depth", depth, 1, 16)
+    check_int("width", width, 1, 4096)
+    check_choice("cut", cut, CUT_PATTERNS)
+    check_choice("context", context, ("off", "on", "both"))
+    check_bool("baseline", baseline)
+    check_choice("kind", kind, KINDS)
+    check_int("synth_hidden", synth_hidden, 1, 4096)
+    check_bool("zero_init", zero_init)
+    check_float("lr", lr, 0.0, 1.0, low_open=True)
+    check_float("synth_lr", synth_lr, 0.0, 1.0, low_open=True)
+    check_int("batch_size", batch_size, 2)
+    check_int("epochs", epochs, 1)
+    check_int("seed", seed, 0)
+    check_bool("batchnorm", batchnorm)
+    check_int("log_every", log_every, 1)
+    check_int("diagnose_every", diagnose_every, 1)
+    data = load_dataset(dataset, seed=seed, n_train=n_train)
+    variants = (["no_backprop"] if baseline else []) + ["backprop"] + \
+        {"off": ["dni"], "on": ["cdni"], "both": ["dni", "cdni"]}[context]
+
+    torch.manual_seed(seed)
+    init = MLP(data.in_dim, data.n_classes, depth, width, batchnorm).state_dict()
+    setups: dict[str, DecoupledMLP] = {}
+    for variant in variants:
+        model = MLP(data.in_dim, data.n_classes, depth, width, batchnorm)
+        model.load_state_dict(init)
+        modes = {"no_backprop": ["none"] * depth, "backprop": ["backprop"] * depth,
+                 "dni": cut_modes(depth, "dni", cut), "cdni": cut_modes(depth, "cdni", cut)}
+        torch.manual_seed(seed + 1)      # identical synthesizer inits for DNI and cDNI
+        setups[variant] = DecoupledMLP(model, modes[variant], data.n_classes, kind=kind,
+                                       hidden_dim=synth_hidden, zero_init=zero_init, lr=lr,
+                                       synth_lr=synth_lr)
+
+    g = torch.Generator().manual_seed(seed + 2)
+    n = data.x.shape[0]
+    steps_per_epoch = max(1, n // batch_size)       # drop the last partial batch
+    total = epochs * steps_per_epoch
+    window: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    timing = {v: [0.0, 0] for v in variants}
+    step = 0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=g)
+        for b in range(steps_per_epoch):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            x, y = data.x[idx], data.y[idx]
+            step += 1
+            diagnose = step % diagnose_every == 0
+            for variant, setup in setups.items():
+                start = time.perf_counter()
+                metrics = setup.step(x, y, diagnose=diagnose and variant in SG_MODES)
+                if not diagnose:
+                    timing[variant][0] += time.perf_counter() - start
+                    timing[variant][1] += 1
+                window[variant].append(metrics)
+            if step % log_every == 0 or step == total:
+                row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
+                for variant, setup in setups.items():
+                    row[f"acc/{variant}"] = accuracy(setup.model, data.x_test, data.y_test)
+                    rows = window[variant]
+                    row[f"loss/{variant}"] = _mean([r["loss"] for r in rows])
+                    for key in sorted({k for r in rows for k in r if k != "loss"}):
+                        row[f"{key.split('/')[0]}/{variant}/{key.split('/')[1]}"] = \
+                            _mean([r[key] for r in rows if key in r])
+                    rows.clear()
+                yield row
+    return CompareResult({v: accuracy(s.model, data.x_test, data.y_test) for v, s in setups.items()},
+                         setups, {v: t / max(c, 1) for v, (t, c) in timing.items()})
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def sweep_depth(depths: Sequence[int] = (3, 5), seeds: Sequence[int] = (0, 1, 2),
+                **settings) -> Iterator[dict[str, float]]:
+    """Run ``compare_mlp`` for every depth and seed: a Table-1-style sweep.
+
+    Yields one row per depth with the mean test error (percent) of each
+    variant over the seeds (``err/<variant>``) and its spread (``std/<variant>``).
+    Returns ``{variant: {depth: [error per seed]}}``; ``format_table`` prints it.
+    """
+    if not depths or not seeds:
+        raise ValueError("depths and seeds must each name at least one value")
+    for d in depths:
+        check_int("depths[]", d, 1, 16)
+    for s in seeds:
+        check_int("seeds[]", s, 0)
+    errors: dict[str, dict[int, list[float]]] = {}
+    for d in depths:
+        for s in seeds:
+            run = compare_mlp(depth=d, seed=s, **settings)
+            while True:
+                try:
+                    next(run)
+                except StopIteration as done:
+                    result: CompareResult = done.value
+                    break
+            for variant, acc in result.accuracy.items():
+                errors.setdefault(variant, {}).setdefault(d, []).append(100.0 - acc)
+        row: dict[str, float] = {"depth": d}
+        for variant, by_depth in errors.items():
+            values = torch.tensor(by_depth[d], dtype=torch.float64)
+            row[f"err/{variant}"] = float(values.mean())
+            row[f"std/{variant}"] = float(values.std()) if len(values) > 1 else 0.0
+        yield row
+    return errors
+
+
+def format_table(errors: dict[str, dict[int, list[float]]]) -> str:
+    """Test error (percent) as mean ± std over seeds: one row per variant, one column per depth."""
+    depths = sorted({d for by_depth in errors.values() for d in by_depth})
+    lines = ["variant      " + "".join(f"{f'depth {d}':>16}" for d in depths)]
+    for variant in [v for v in VARIANTS if v in errors]:
+        cells = []
+        for d in depths:
+            values = torch.tensor(errors[variant].get(d, []), dtype=torch.float64)
+            std = float(values.std()) if len(values) > 1 else 0.0
+            cells.append(f"{float(values.mean()):7.1f} ± {std:4.1f}  " if len(values) else
+                         f"{'-':>16}")
+        lines.append(f"{variant:<13}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
