@@ -1,0 +1,237 @@
+"""Who waits for whom: an event simulator of locked and unlocked training.
+
+A network of K modules runs on K workers (module i on worker i) over a
+stream of minibatches. Three training schemes differ only in which tasks
+must wait for a message from another worker:
+
+* ``"backprop"``: forward, update and backward locked. Module i runs its
+  forward when module i-1's output arrives, its backward when module i+1's
+  gradient arrives, and starts the next minibatch only after its update.
+* ``"sg"`` (update-decoupled, DNI): module i (i < K) asks its synthesizer for
+  dL/dh right after its forward, runs its backward with that synthetic
+  gradient and is free for the next minibatch. Forwards are still locked:
+  module i needs module i-1's output for the same minibatch.
+* ``"unlocked"`` (complete unlocking): module i (i > 1) also predicts its own
+  input with a synthetic-input model, so no task waits for another worker.
+  The real inputs and gradients still travel, but only as regression
+  targets, which never block.
+
+Each synthesizer (gradient or input) costs ``synth[i]`` per minibatch on the
+worker of module i, prediction and regression together; the synthesizers sit
+on the same worker as the module they serve, so using them costs no message.
+Every message between neighbouring workers takes ``delay``.
+
+The simulator is deterministic: each worker runs its tasks in a fixed order,
+each task starting as soon as its worker is free and its inputs have arrived.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .validate import check_choice, check_float, check_int
+
+MODES = ("backprop", "sg", "unlocked")
+MODE_NAMES = {"backprop": "backprop", "sg": "update-decoupled (SG)",
+              "unlocked": "complete unlocking"}
+KINDS = ("forward", "backward", "synthesizer")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Per-module costs (any time unit) and the delay of one message.
+
+    Args:
+        forward: forward time of each module; its length is K.
+        backward: backward + update time of each module (length K).
+        synth: time of one synthesizer of each module (length K).
+        delay: time for a message (activation or gradient) between neighbours.
+    """
+
+    forward: tuple[float, ...]
+    backward: tuple[float, ...]
+    synth: tuple[float, ...]
+    delay: float = 0.0
+
+    def __init__(self, forward: Sequence[float], backward: Sequence[float],
+                 synth: Sequence[float] | float = 0.0, delay: float = 0.0) -> None:
+        forward = _costs("forward", forward)
+        k = len(forward)
+        backward = _costs("backward", backward)
+        if len(backward) != k:
+            raise ValueError(f"backward must have one cost per module ({k}), got {len(backward)}")
+        if isinstance(synth, (int, float)) and not isinstance(synth, bool):
+            synth = [synth] * k
+        synth = _costs("synth", synth)
+        if len(synth) != k:
+            raise ValueError(f"synth must be a number or one cost per module ({k}), "
+                             f"got {len(synth)}")
+        object.__setattr__(self, "forward", forward)
+        object.__setattr__(self, "backward", backward)
+        object.__setattr__(self, "synth", synth)
+        object.__setattr__(self, "delay", check_float("delay", delay, 0.0))
+
+    @classmethod
+    def uniform(cls, modules: int, forward: float = 1.0, backward: float = 2.0,
+                synth: float = 0.0, delay: float = 0.0) -> "Costs":
+        """K identical modules."""
+        check_int("modules", modules, 1, 64)
+        return cls([forward] * modules, [backward] * modules, synth, delay)
+
+    @property
+    def modules(self) -> int:
+        """K, the number of modules (and workers)."""
+        return len(self.forward)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One task: ``worker`` (0-based) busy with ``kind`` for ``minibatch`` on [start, end)."""
+
+    worker: int
+    kind: str
+    minibatch: int
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Timeline:
+    """The simulated schedule of one training scheme.
+
+    ``intervals`` holds every task, ``makespan`` the time the last one ends,
+    ``busy`` and ``idle_fraction`` one value per worker, ``throughput``
+    minibatches per unit time, and ``speedup`` that throughput over
+    backprop's for the same costs.
+    """
+
+    mode: str
+    costs: Costs
+    minibatches: int
+    intervals: list[Interval]
+    makespan: float
+    busy: list[float] = field(default_factory=list)
+    idle_fraction: list[float] = field(default_factory=list)
+    throughput: float = 0.0
+    speedup: float = 1.0
+
+    def worker_intervals(self, worker: int) -> list[Interval]:
+        """The tasks of one worker, in time order."""
+        check_int("worker", worker, 0, self.costs.modules - 1)
+        return sorted((iv for iv in self.intervals if iv.worker == worker),
+                      key=lambda iv: iv.start)
+
+    def idle_intervals(self, worker: int) -> list[tuple[float, float]]:
+        """The gaps in one worker's schedule between time 0 and the makespan."""
+        gaps, t = [], 0.0
+        for iv in self.worker_intervals(worker):
+            if iv.start > t + 1e-12:
+                gaps.append((t, iv.start))
+            t = max(t, iv.end)
+        if self.makespan > t + 1e-12:
+            gaps.append((t, self.makespan))
+        return gaps
+
+
+def simulate(costs: Costs, mode: str = "backprop", minibatches: int = 16) -> Timeline:
+    """Schedule ``minibatches`` minibatches under ``mode`` and measure the result."""
+    timeline = _schedule(costs, mode, minibatches)
+    if mode == "backprop":
+        reference = timeline.throughput
+    else:
+        reference = _schedule(costs, "backprop", minibatches).throughput
+    timeline.speedup = timeline.throughput / reference
+    return timeline
+
+
+def compare(costs: Costs, minibatches: int = 16) -> dict[str, Timeline]:
+    """All three schemes for the same costs, keyed by mode."""
+    return {mode: simulate(costs, mode, minibatches) for mode in MODES}
+
+
+def speedup_curve(modules: Sequence[int], forward: float = 1.0, backward: float = 2.0,
+                  synth: float = 0.0, delay: float = 0.0, minibatches: int = 16
+                  ) -> dict[str, list[float]]:
+    """Speed-up over backprop of each mode as the number of identical modules K grows."""
+    ks = [check_int("modules", k, 1, 64) for k in modules]
+    if not ks:
+        raise ValueError("modules must list at least one K")
+    curve: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for k in ks:
+        for mode, timeline in compare(Costs.uniform(k, forward, backward, synth, delay),
+                                      minibatches).items():
+            curve[mode].append(timeline.speedup)
+    return curve
+
+
+def backprop_idle_fraction(costs: Costs, worker: int) -> float:
+    """Closed form: under backprop each step takes sum(f) + sum(b) + 2 (K-1) delay,
+    of which worker i is busy f_i + b_i. With K equal modules and no delay: (K-1)/K."""
+    check_int("worker", worker, 0, costs.modules - 1)
+    step = sum(costs.forward) + sum(costs.backward) + 2 * (costs.modules - 1) * costs.delay
+    return 1.0 - (costs.forward[worker] + costs.backward[worker]) / step
+
+
+# -- the scheduler ------------------------------------------------------------------
+
+def _schedule(costs: Costs, mode: str, minibatches: int) -> Timeline:
+    if not isinstance(costs, Costs):
+        raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
+    check_choice("mode", mode, MODES)
+    check_int("minibatches", minibatches, 1, 10_000)
+    k, c = costs.modules, costs.delay
+    free = [0.0] * k                 # when each worker is next free
+    intervals: list[Interval] = []
+
+    def run(worker: int, kind: str, n: int, duration: float, ready: float = 0.0) -> float:
+        start = max(free[worker], ready)
+        end = start + duration
+        if duration > 0:
+            intervals.append(Interval(worker, kind, n, start, end))
+        free[worker] = end
+        return end
+
+    for n in range(minibatches):
+        if mode == "backprop":
+            arrived = 0.0
+            for i in range(k):       # forward: each module waits for the one below
+                arrived = run(i, "forward", n, costs.forward[i], arrived) + c
+            arrived -= c             # the top module computes the loss itself
+            for i in reversed(range(k)):   # backward: each waits for the one above
+                arrived = run(i, "backward", n, costs.backward[i], arrived) + c
+        elif mode == "sg":
+            arrived = 0.0
+            for i in range(k):
+                arrived = run(i, "forward", n, costs.forward[i], arrived) + c
+                if i < k - 1:        # synthetic gradient at this module's output
+                    run(i, "synthesizer", n, costs.synth[i])
+                run(i, "backward", n, costs.backward[i])
+        else:
+            for i in range(k):
+                synths = (i > 0) + (i < k - 1)   # synthetic input and/or synthetic gradient
+                run(i, "synthesizer", n, synths * costs.synth[i])
+                run(i, "forward", n, costs.forward[i])
+                run(i, "backward", n, costs.backward[i])
+
+    makespan = max(free)
+    busy = [0.0] * k
+    for iv in intervals:
+        busy[iv.worker] += iv.duration
+    if makespan <= 0:
+        raise ValueError("costs must not all be zero: nothing takes any time")
+    return Timeline(mode=mode, costs=costs, minibatches=minibatches, intervals=intervals,
+                    makespan=makespan, busy=busy,
+                    idle_fraction=[1.0 - b / makespan for b in busy],
+                    throughput=minibatches / makespan)
+
+
+def _costs(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise ValueError(f"{name} must be a sequence of costs (one per module), got {values!r}")
+    if not 1 <= len(values) <= 64:
+        raise ValueError(f"{name} must list between 1 and 64 costs, got {len(values)}")
+    return tuple(check_float(f"{name}[{i}]", v, 0.0) for i, v in enumerate(values))

@@ -1,0 +1,158 @@
+"""Pictures of the timeline simulator: a Gantt chart per scheme and a speed-up curve.
+
+``LockingPanel`` puts bounded widgets (K, costs, delay, minibatches) over one
+plotly FigureWidget. The simulation takes milliseconds, so every widget
+change re-simulates and redraws at once (``observe``); there is no Run button.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .controls import float_slider, int_slider
+from .timeline import MODE_NAMES, MODES, Costs, Timeline, compare, speedup_curve
+from .validate import check_int
+
+COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
+           "idle": "#d9d9d9"}
+CURVE_COLOURS = {"backprop": "#555555", "sg": "#ff7f0e", "unlocked": "#9467bd"}
+MAX_K = 8
+
+
+def gantt_traces(timeline: Timeline) -> dict[str, dict[str, list]]:
+    """Bar data (``y``, ``base``, ``x`` = duration) for each kind of task and for idle time."""
+    k = timeline.costs.modules
+    bars: dict[str, dict[str, list]] = {kind: {"y": [], "base": [], "x": []} for kind in COLOURS}
+    for iv in timeline.intervals:
+        bars[iv.kind]["y"].append(_worker_label(iv.worker))
+        bars[iv.kind]["base"].append(iv.start)
+        bars[iv.kind]["x"].append(iv.duration)
+    for w in range(k):
+        for start, end in timeline.idle_intervals(w):
+            bars["idle"]["y"].append(_worker_label(w))
+            bars["idle"]["base"].append(start)
+            bars["idle"]["x"].append(end - start)
+    return bars
+
+
+def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
+                   curve: dict[str, list[float]]) -> go.FigureWidget:
+    """One Gantt chart per scheme (left) and speed-up over backprop versus K (right)."""
+    fig = go.FigureWidget(make_subplots(
+        rows=3, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.09,
+        vertical_spacing=0.1, shared_xaxes=True,
+        specs=[[{}, {"rowspan": 3}], [{}, None], [{}, None]],
+        subplot_titles=[MODE_NAMES[MODES[0]], "speed-up over backprop vs K",
+                        MODE_NAMES[MODES[1]], MODE_NAMES[MODES[2]]]))
+    for row, mode in enumerate(MODES, start=1):
+        for kind, colour in COLOURS.items():
+            fig.add_bar(y=[], x=[], base=[], orientation="h", name=kind, marker_color=colour,
+                        marker_line_width=0.5, marker_line_color="white",
+                        legendgroup=kind, showlegend=(row == 1), row=row, col=1)
+        fig.update_yaxes(autorange="reversed", row=row, col=1)
+    for mode in MODES:
+        fig.add_scatter(x=[], y=[], mode="lines+markers", name=MODE_NAMES[mode],
+                        line_color=CURVE_COLOURS[mode], row=1, col=2)
+    fig.add_scatter(x=[], y=[], mode="lines", name="ideal (K)", line_dash="dot",
+                    line_color="#aaaaaa", row=1, col=2)
+    fig.update_xaxes(title_text="time", row=3, col=1)
+    fig.update_xaxes(title_text="K (modules = workers)", row=1, col=2)
+    fig.update_yaxes(title_text="speed-up", row=1, col=2)
+    fig.update_layout(height=520, barmode="overlay", bargap=0.25,
+                      margin=dict(l=60, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.12))
+    update_locking_figure(fig, timelines, curve_ks, curve)
+    return fig
+
+
+def update_locking_figure(fig: go.FigureWidget, timelines: dict[str, Timeline],
+                          curve_ks: list[int], curve: dict[str, list[float]]) -> None:
+    """Replace the data of a figure made by ``locking_figure`` in one batch update."""
+    with fig.batch_update():
+        i = 0
+        for mode in MODES:
+            bars = gantt_traces(timelines[mode])
+            for kind in COLOURS:
+                fig.data[i].y, fig.data[i].base, fig.data[i].x = (
+                    bars[kind]["y"], bars[kind]["base"], bars[kind]["x"])
+                i += 1
+        for mode in MODES:
+            fig.data[i].x, fig.data[i].y = curve_ks, curve[mode]
+            i += 1
+        fig.data[i].x, fig.data[i].y = curve_ks, curve_ks
+
+
+class LockingPanel:
+    """Sliders for K, costs, delay and minibatches over the Gantt charts and the curve.
+
+    Moving a slider re-simulates all three schemes and redraws the figure;
+    ``readout`` states each scheme's speed-up and mean idle fraction.
+    """
+
+    def __init__(self, modules: int = 4, forward: float = 1.0, backward: float = 2.0,
+                 synth: float = 0.3, delay: float = 0.0, minibatches: int = 8) -> None:
+        self.controls = {
+            "modules": int_slider("K (modules)", modules, 1, MAX_K),
+            "forward": float_slider("forward cost", forward, 0.1, 5.0, 0.1),
+            "backward": float_slider("backward cost", backward, 0.1, 5.0, 0.1),
+            "synth": float_slider("synthesizer cost", synth, 0.0, 2.0, 0.1),
+            "delay": float_slider("communication delay", delay, 0.0, 3.0, 0.1),
+            "minibatches": int_slider("minibatches", minibatches, 1, 32),
+        }
+        self.readout = widgets.HTML()
+        self.timelines, self.curve = self._simulate()
+        self.figure = locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve)
+        self._write_readout()
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        box = widgets.Box(list(self.controls.values()),
+                          layout=widgets.Layout(display="flex", flex_flow="row wrap"))
+        self.widget = widgets.VBox([widgets.HTML("<b>Who waits for whom</b>"), box,
+                                    self.readout, self.figure])
+
+    def settings(self) -> dict[str, Any]:
+        """The current value of every control."""
+        return {name: w.value for name, w in self.controls.items()}
+
+    def costs(self) -> Costs:
+        """The costs the sliders describe."""
+        s = self.settings()
+        return Costs.uniform(s["modules"], s["forward"], s["backward"], s["synth"], s["delay"])
+
+    def _simulate(self) -> tuple[dict[str, Timeline], dict[str, list[float]]]:
+        s = self.settings()
+        timelines = compare(self.costs(), s["minibatches"])
+        curve = speedup_curve(range(1, MAX_K + 1), s["forward"], s["backward"], s["synth"],
+                              s["delay"], s["minibatches"])
+        return timelines, curve
+
+    def _on_change(self, _change: Any = None) -> None:
+        self.timelines, self.curve = self._simulate()
+        update_locking_figure(self.figure, self.timelines, list(range(1, MAX_K + 1)), self.curve)
+        self._write_readout()
+
+    def _write_readout(self) -> None:
+        parts = []
+        for mode, t in self.timelines.items():
+            idle = sum(t.idle_fraction) / len(t.idle_fraction)
+            parts.append(f"<b>{html.escape(MODE_NAMES[mode])}</b>: speed-up {t.speedup:.2f}x, "
+                         f"mean idle {100 * idle:.0f}%")
+        self.readout.value = " &nbsp;·&nbsp; ".join(parts)
+
+    @property
+    def readout_text(self) -> str:
+        """The readout line as plain text."""
+        return html.unescape(self.readout.value.replace("<b>", "").replace("</b>", "")
+                             .replace("&nbsp;", " "))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _worker_label(worker: int) -> str:
+    check_int("worker", worker, 0)
+    return f"worker {worker + 1}"
