@@ -163,7 +163,7 @@ def compare_linear(model_lr: float = 0.05, synth_lr: float = 0.1, context: str =
                 window[method].append(dni_step(models[method], interfaces[method], opts[method],
                                                synth_opts[method], x, y))
         if step % log_every == 0 or step == steps:
-            row: dict[str, float] = {"step": step}
+            row: dict[str, float] = {"step": step, "noise_floor": data.noise_floor}
             with torch.no_grad():
                 for method in methods:
                     row[f"loss/{method}"] = float(squared_loss(models[method](data.x_test),
