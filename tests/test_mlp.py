@@ -176,3 +176,34 @@ def test_small_cdni_run_on_mnist1d_beats_no_backprop():
     assert isinstance(result, CompareResult)
     assert {"acc/backprop", "acc/cdni", "acc/no_backprop", "cos/cdni/L1"} <= set(rows[-1])
     assert result.accuracy["cdni"] > result.accuracy["no_backprop"] + 3
+
+
+def test_nb03_exercise_checkers_accept_right_and_reject_wrong_answers():
+    from dni_lite.exercises import nb03
+
+    def output_gradient(w, b, h, y):
+        return (torch.softmax(h @ w.T + b, dim=1) - F.one_hot(y, w.shape[0]).float()) @ w
+
+    def bootstrap_target(layer, synthesizer, h):
+        h = h.clone().requires_grad_(True)
+        out = layer(h)
+        out.backward(synthesizer(out.detach()).detach() / len(h))
+        return h.grad
+
+    assert nb03.check_output_gradient(None) == nb03.NOT_YET
+    assert nb03.check_output_gradient(output_gradient).startswith("Correct")
+    assert nb03.check_output_gradient(lambda w, b, h, y: output_gradient(w, b, h, y) / 16
+                                      ).startswith("Not yet")
+    assert nb03.check_bootstrap_target(bootstrap_target).startswith("Correct")
+    assert nb03.check_bootstrap_target(lambda layer, s, h: torch.zeros_like(h)).startswith("Not yet")
+    modes = ["dni", "backprop", "cdni", "backprop"]
+    assert nb03.check_true_targets(modes, [3]).startswith("Correct")
+    assert nb03.check_true_targets(modes, [1, 3]).startswith("Not yet")
+    assert nb03.check_true_targets(["dni"] * 4, [4]).startswith("Correct")
+
+
+def test_step_times_reports_every_setup():
+    from dni_lite.mlp import step_times
+    ms = step_times(depth=2, width=32, batch_size=16, repeats=3, warmup=1)
+    assert set(ms) == {"backprop", "dni_linear", "dni_mlp", "cdni_linear", "no_backprop"}
+    assert all(t > 0 for t in ms.values())
