@@ -1,0 +1,450 @@
+"""Truncated BPTT with a decoupled neural interface at the truncation boundary.
+
+An LSTM reads a long sequence in chunks of T steps; the state (h, c) is
+carried from chunk to chunk, but backprop stops at each chunk's start, so no
+loss can teach the core anything about dependencies longer than T steps.
+
+DNI bridges the cut in time (Jaderberg et al. 2016, section 3.1). A
+synthesizer M looks at the recurrent state s = (h, c):
+
+* at each chunk's **last** state s_T it predicts the gradient of all future
+  losses, and that prediction, scaled by ``sg_scale`` (0.1 as in the paper's
+  code lineage), is injected into backprop as if it had come from the future;
+* at each chunk's **first** state s_0 the true gradient arrives from the
+  chunk's own losses *plus* the synthetic gradient injected at its end: a
+  bootstrapped target, like a TD target, toward which M(s_0) is regressed.
+
+The synthesizer is ``dni_lite.Synthesizer`` on the ``2 x hidden`` vector
+(h, c), in the same per-example units as everywhere in dni_lite (batch size x
+dL/ds of the batch-mean loss). The feed-forward ``DecoupledInterface`` is not
+used: here the cut's two ends are the end of one update and the start of the
+next, so the prediction is injected and the target read in the same step.
+
+``aux_weight > 0`` adds the paper's auxiliary-task variant: a linear head on
+every hidden state of the chunk is trained to predict the synthetic gradient
+the chunk will receive at its end, and that extra loss shapes the core.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .synthesizer import Synthesizer
+from .tasks import (Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
+                    planted_entropy, planted_stream, repeat_copy_batch, symbol_batch)
+from .validate import check_bool, check_choice, check_float, check_int
+
+LOSSES = ("bits", "categorical")
+LN2 = math.log(2.0)
+
+
+class RecurrentCore(nn.Module):
+    """An LSTM cell with a linear readout; the state is one tensor ``[B, 2 x hidden]`` = (h, c).
+
+    With ``aux=True`` it also has a head that predicts, from each h_t, the
+    synthetic gradient for the state (the auxiliary task).
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, aux: bool = False) -> None:
+        super().__init__()
+        self.input_dim = check_int("input_dim", input_dim, 1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, 1)
+        self.output_dim = check_int("output_dim", output_dim, 1)
+        self.cell = nn.LSTMCell(input_dim, hidden_dim)
+        with torch.no_grad():   # forget-gate bias 1: remember by default (Gers et al. 2000)
+            self.cell.bias_ih[hidden_dim:2 * hidden_dim] = 1.0
+            self.cell.bias_hh[hidden_dim:2 * hidden_dim] = 0.0
+        self.readout = nn.Linear(hidden_dim, output_dim)
+        self.aux_head = nn.Linear(hidden_dim, 2 * hidden_dim) if check_bool("aux", aux) else None
+
+    @property
+    def state_dim(self) -> int:
+        return 2 * self.hidden_dim
+
+    def initial_state(self, batch_size: int) -> Tensor:
+        """The zero state (h, c) for ``batch_size`` sequences."""
+        return torch.zeros(check_int("batch_size", batch_size, 1), self.state_dim)
+
+    def forward(self, inputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Run ``inputs [T, B, input_dim]`` from ``state``.
+
+        Returns the readouts ``[T, B, output_dim]``, the hidden states
+        ``[T, B, hidden]`` and the final state ``[B, 2 x hidden]``.
+        """
+        h, c = state.split(self.hidden_dim, dim=1)
+        hs = []
+        for x in inputs:
+            h, c = self.cell(x, (h, c))
+            hs.append(h)
+        hiddens = torch.stack(hs)
+        return self.readout(hiddens), hiddens, torch.cat([h, c], dim=1)
+
+
+def sequence_loss(outputs: Tensor, targets: Tensor, mask: Tensor, loss: str = "bits"
+                  ) -> tuple[Tensor, float]:
+    """Masked loss in bits, summed over time and averaged over the batch.
+
+    ``"bits"``: binary cross-entropy of each output bit, summed over bits;
+    ``"categorical"``: cross-entropy of the next symbol. Returns the loss to
+    backpropagate and the mean bits per counted step (``nan`` if none counts).
+    """
+    check_choice("loss", loss, LOSSES)
+    if loss == "bits":
+        per_step = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none").sum(-1)
+    else:
+        per_step = F.cross_entropy(outputs.flatten(0, 1), targets.flatten(),
+                                   reduction="none").view(targets.shape)
+    per_step = per_step / LN2 * mask
+    counted = float(mask.sum())
+    per_step_mean = float(per_step.sum().detach()) / counted if counted else float("nan")
+    return per_step.sum() / mask.shape[1], per_step_mean
+
+
+class TruncatedBPTT:
+    """Train a ``RecurrentCore`` chunk by chunk, optionally with DNI at the boundary.
+
+    Args:
+        core: the LSTM core.
+        T: truncation window (steps per chunk).
+        synthesizer: ``Synthesizer(core.state_dim)``; ``None`` is plain truncated BPTT.
+        sg_scale: factor on the synthetic gradient injected at each chunk's end.
+        lr: Adam learning rate of the core.
+        synth_lr: Adam learning rate of the synthesizer.
+        aux_weight: weight of the auxiliary task (needs ``core`` built with ``aux=True``).
+        loss: ``"bits"`` (bit vectors) or ``"categorical"`` (symbols).
+        clip: clip the core's gradient norm to this (``None``: no clipping).
+    """
+
+    def __init__(self, core: RecurrentCore, T: int, synthesizer: Synthesizer | None = None,
+                 sg_scale: float = 0.1, lr: float = 3e-3, synth_lr: float = 1e-3,
+                 aux_weight: float = 0.0, loss: str = "bits", clip: float | None = None) -> None:
+        if not isinstance(core, RecurrentCore):
+            raise ValueError(f"core must be a RecurrentCore, got {type(core).__name__}")
+        self.core = core
+        self.T = check_int("T", T, 1)
+        if synthesizer is not None:
+            if not isinstance(synthesizer, Synthesizer) or synthesizer.dim != core.state_dim \
+                    or synthesizer.context_dim:
+                raise ValueError(f"synthesizer must be a Synthesizer(dim={core.state_dim}) "
+                                 "without context, or None for plain truncated BPTT")
+        self.synthesizer = synthesizer
+        self.sg_scale = check_float("sg_scale", sg_scale, 0.0)
+        check_float("lr", lr, 0.0, low_open=True)
+        check_float("synth_lr", synth_lr, 0.0, low_open=True)
+        self.aux_weight = check_float("aux_weight", aux_weight, 0.0)
+        if self.aux_weight > 0 and (core.aux_head is None or synthesizer is None):
+            raise ValueError("aux_weight > 0 needs a synthesizer and a core built with aux=True")
+        self.loss = check_choice("loss", loss, LOSSES)
+        self.clip = None if clip is None else check_float("clip", clip, 0.0, low_open=True)
+        self.opt = torch.optim.Adam(core.parameters(), lr=lr)
+        self.synth_opt = (torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
+                          if synthesizer is not None else None)
+        self.state: Tensor | None = None
+        self.last_target: Tensor | None = None       # bootstrapped target at the last chunk's start
+        self.last_prediction: Tensor | None = None   # the synthesizer's prediction there
+
+    def reset(self, batch_size: int) -> None:
+        """Start new sequences from the zero state."""
+        self.state = self.core.initial_state(batch_size)
+
+    def train_chunk(self, inputs: Tensor, targets: Tensor, mask: Tensor,
+                    inject: bool = True) -> dict[str, float]:
+        """One truncated-BPTT update on one chunk; the state carries over to the next.
+
+        With a synthesizer and ``inject=True`` the synthetic gradient of the
+        future is added at the chunk's last state (pass ``inject=False`` when
+        the sequence ends here: it has no future). The synthesizer is then
+        regressed at the chunk's first state toward the bootstrapped target.
+        Returns the chunk's bits per counted step, the synthesizer loss and,
+        for the auxiliary task, its loss.
+        """
+        if self.state is None or self.state.shape[0] != inputs.shape[1]:
+            self.reset(inputs.shape[1])
+        batch = inputs.shape[1]
+        dni = self.synthesizer is not None
+        s0 = self.state.detach().requires_grad_(dni)
+        outputs, hiddens, s_end = self.core(inputs, s0)
+        total, bits = sequence_loss(outputs, targets, mask, self.loss)
+        row = {"bits": bits}
+        if dni:
+            both = self.synthesizer(torch.cat([s0, s_end]).detach())
+            pred_start, pred_end = both[:batch], both[batch:]
+            if inject and self.sg_scale > 0:
+                synthetic = self.sg_scale * pred_end.detach() / batch   # dL/ds of the mean loss
+                total = total + (s_end * synthetic).sum()
+            if self.aux_weight > 0:
+                aux = self.core.aux_head(hiddens)
+                aux_loss = F.mse_loss(aux, pred_end.detach().expand_as(aux))
+                total = total + self.aux_weight * aux_loss
+                row["aux_loss"] = float(aux_loss.detach())
+        self.opt.zero_grad()
+        total.backward()
+        if self.clip is not None:
+            nn.utils.clip_grad_norm_(self.core.parameters(), self.clip)
+        self.opt.step()
+        if dni:
+            target = s0.grad * batch          # bootstrapped: true chunk gradient + injected SG
+            self.last_target, self.last_prediction = target.detach(), pred_start.detach()
+            synth_loss = F.mse_loss(pred_start, target)
+            self.synth_opt.zero_grad()
+            synth_loss.backward()
+            self.synth_opt.step()
+            row["synth_loss"] = float(synth_loss.detach())
+        self.state = s_end.detach()
+        return row
+
+    def train_sequence(self, batch: SequenceBatch, carry: bool = False) -> dict[str, float]:
+        """Train on a whole batch of sequences chunk by chunk.
+
+        ``carry=False`` starts from the zero state and injects no synthetic
+        gradient at the very end (an episode); ``carry=True`` continues from
+        the current state and injects at the end too (a stream). Returns the
+        bits per counted step over the whole sequence and the mean
+        synthesizer loss.
+        """
+        if not carry:
+            self.reset(batch.inputs.shape[1])
+        bits_sum, counted, synth = 0.0, 0.0, []
+        length = len(batch)
+        for start in range(0, length, self.T):
+            end = min(start + self.T, length)
+            row = self.train_chunk(batch.inputs[start:end], batch.targets[start:end],
+                                   batch.mask[start:end], inject=carry or end < length)
+            n = float(batch.mask[start:end].sum())
+            if n:
+                bits_sum += row["bits"] * n
+                counted += n
+            if "synth_loss" in row:
+                synth.append(row["synth_loss"])
+        out = {"bits": bits_sum / counted if counted else float("nan")}
+        if synth:
+            out["synth_loss"] = sum(synth) / len(synth)
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, batch: SequenceBatch) -> float:
+        """Bits per counted step on ``batch`` from the zero state, without training."""
+        outputs, _, _ = self.core(batch.inputs, self.core.initial_state(batch.inputs.shape[1]))
+        return sequence_loss(outputs, batch.targets, batch.mask, self.loss)[1]
+
+
+def make_trainer(input_dim: int, output_dim: int, T: int, method: str = "dni",
+                 hidden_dim: int = 32, kind: str = "linear", sg_scale: float = 0.1,
+                 lr: float = 3e-3, synth_lr: float = 1e-3, aux: bool = False,
+                 loss: str = "bits", seed: int = 0) -> TruncatedBPTT:
+    """A fresh core (weights fixed by ``seed``) with a BPTT or DNI trainer.
+
+    ``method``: ``"bptt"`` (plain truncation) or ``"dni"`` (synthesizer at the
+    boundary; ``aux=True`` adds the auxiliary task with weight 1).
+    """
+    check_choice("method", method, ("bptt", "dni"))
+    check_int("seed", seed, 0)
+    check_bool("aux", aux)
+    torch.manual_seed(seed)
+    core = RecurrentCore(input_dim, hidden_dim, output_dim, aux=aux and method == "dni")
+    synth = Synthesizer(core.state_dim, kind=kind) if method == "dni" else None
+    return TruncatedBPTT(core, T, synth, sg_scale=sg_scale, lr=lr, synth_lr=synth_lr,
+                         aux_weight=1.0 if aux and method == "dni" else 0.0, loss=loss)
+
+
+# -- copy / repeat copy with the curriculum -------------------------------------------
+TASKS = ("copy", "repeat_copy")
+
+
+@dataclass
+class CopyResult:
+    """Longest length solved and wall-clock seconds per method."""
+
+    longest: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    trainers: dict[str, TruncatedBPTT] = field(default_factory=dict)
+
+
+def copy_experiment(task: str = "copy", T: int = 3, hidden_dim: int = 32, kind: str = "linear",
+                    sg_scale: float = 0.1, lr: float = 1e-2, synth_lr: float = 1e-2,
+                    aux: bool = False, steps: int = 800, bits: int = 2, batch_size: int = 64,
+                    methods: tuple[str, ...] = ("bptt", "dni"), seed: int = 0,
+                    log_every: int = 20) -> Iterator[dict[str, float]]:
+    """Train BPTT(T) and DNI(T) on copy or repeat copy, each with its own curriculum.
+
+    Both start from the same weights; each sees ``steps`` training batches
+    drawn at its own current length (the curriculum: start at 1, grow when the
+    mean error of the last 10 batches is below 0.15 bits per output step).
+    Yields the level and error of each method every ``log_every`` steps;
+    returns a ``CopyResult`` with the longest length solved.
+    """
+    check_choice("task", task, TASKS)
+    check_int("steps", steps, 1)
+    check_int("bits", bits, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("log_every", log_every, 1)
+    check_int("seed", seed, 0)
+    if not methods or any(m not in ("bptt", "dni") for m in methods):
+        raise ValueError(f"methods must be a non-empty tuple of 'bptt'/'dni', got {methods!r}")
+    max_repeats = 3
+    in_dim = bits + 1 + (task == "repeat_copy")
+    trainers = {m: make_trainer(in_dim, bits, T, m, hidden_dim, kind, sg_scale, lr, synth_lr,
+                                aux, "bits", seed) for m in methods}
+    curricula = {m: Curriculum() for m in methods}
+    gens = {m: torch.Generator().manual_seed(seed + 1) for m in methods}
+    result = CopyResult(trainers=trainers)
+    seconds = {m: 0.0 for m in methods}
+    errors: dict[str, list[float]] = {m: [] for m in methods}
+    for step in range(1, steps + 1):
+        for m in methods:
+            level = curricula[m].level
+            if task == "copy":
+                batch = copy_batch(level, batch_size, bits, gens[m])
+            else:
+                repeats = int(torch.randint(1, max_repeats + 1, (1,), generator=gens[m]))
+                batch = repeat_copy_batch(level, repeats, batch_size, bits, max_repeats, gens[m])
+            t0 = time.perf_counter()
+            row = trainers[m].train_sequence(batch)
+            seconds[m] += time.perf_counter() - t0
+            if not math.isfinite(row["bits"]):
+                errors[m].append(row["bits"])
+                continue
+            curricula[m].update(row["bits"])
+            errors[m].append(row["bits"])
+        if step % log_every == 0 or step == steps:
+            out: dict[str, float] = {"step": step}
+            for m in methods:
+                out[f"solved/{m}"] = curricula[m].longest_solved
+                out[f"error/{m}"] = sum(errors[m]) / len(errors[m])
+                out[f"seconds/{m}"] = seconds[m]
+                errors[m].clear()
+            yield out
+            if any(not math.isfinite(out[f"error/{m}"]) for m in methods):
+                break
+    result.longest = {m: curricula[m].longest_solved for m in methods}
+    result.seconds = dict(seconds)
+    return result
+
+
+def run_to_end(experiment: Iterator[dict[str, float]]) -> tuple[list[dict[str, float]], object]:
+    """Drive an experiment generator without a panel; return (history, result)."""
+    history = []
+    while True:
+        try:
+            history.append(next(experiment))
+        except StopIteration as done:
+            return history, done.value
+
+
+# -- streams: the planted dependency and character language modelling ------------------
+@dataclass
+class StreamResult:
+    """Final validation bits per symbol and wall-clock seconds per method."""
+
+    val_bits: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    floor: float | None = None
+    trainers: dict[str, TruncatedBPTT] = field(default_factory=dict)
+    corpus: object = None
+
+
+def stream_experiment(task: str = "planted", T: int = 2, long_T: int = 6, hidden_dim: int = 32,
+                      kind: str = "linear", sg_scale: float = 0.1, lr: float = 3e-3,
+                      synth_lr: float = 1e-2, aux: bool = False, k: int = 3, noise: float = 0.1,
+                      vocab: int = 4, steps: int = 300, batch_size: int = 32,
+                      methods: tuple[str, ...] = ("bptt", "dni", "bptt_long"), seed: int = 0,
+                      log_every: int = 20, max_chars: int | None = None
+                      ) -> Iterator[dict[str, float]]:
+    """Next-symbol prediction on a stream, state carried forever, for BPTT(T), DNI(T), BPTT(long_T).
+
+    ``task`` is ``"planted"`` (the k-back dependency with a known floor), a
+    shipped corpus name (``"shakespeare"``) or a path to a text file. Every
+    method reads the same ``batch_size`` parallel streams, ``long_T`` symbols
+    per step (cut into its own chunks of T or long_T), so all have seen the
+    same characters at each step. Yields validation bits per symbol and
+    cumulative training seconds per method every ``log_every`` steps.
+    """
+    check_int("T", T, 1)
+    check_int("long_T", long_T, 1)
+    check_int("steps", steps, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("log_every", log_every, 1)
+    check_int("seed", seed, 0)
+    valid_methods = ("bptt", "dni", "bptt_long")
+    if not methods or any(m not in valid_methods for m in methods):
+        raise ValueError(f"methods must be a non-empty tuple of {valid_methods}, got {methods!r}")
+    g = torch.Generator().manual_seed(seed + 1)
+    result = StreamResult()
+    if task == "planted":
+        check_int("k", k, 1)
+        check_float("noise", noise, 0.0, 1.0)
+        check_int("vocab", vocab, 2)
+        n_symbols, start = vocab, k + 1
+        train = planted_stream(steps * long_T + 1, batch_size, k, noise, vocab, g)
+        valid = planted_stream(400, 64, k, noise, vocab, torch.Generator().manual_seed(10_000 + seed))
+        result.floor = planted_entropy(vocab, noise)
+    else:
+        corpus = load_corpus(task, max_chars=max_chars)
+        result.corpus = corpus
+        n_symbols, start = corpus.vocab, 0
+        train = batchify(corpus.train, batch_size)
+        if train.shape[0] < steps * long_T + 1:
+            raise ValueError(f"steps={steps} x long_T={long_T} needs {steps * long_T + 1} "
+                             f"symbols per stream; the corpus has {train.shape[0]}")
+        valid = batchify(corpus.valid, 64)[:401]
+    valid_batch = symbol_batch(valid, n_symbols, start)
+    trainers = {}
+    for m in methods:
+        trainers[m] = make_trainer(n_symbols, n_symbols, long_T if m == "bptt_long" else T,
+                                   "dni" if m == "dni" else "bptt", hidden_dim, kind, sg_scale,
+                                   lr, synth_lr, aux, "categorical", seed)
+        trainers[m].reset(batch_size)
+    result.trainers = trainers
+    seconds = {m: 0.0 for m in methods}
+    train_bits: dict[str, list[float]] = {m: [] for m in methods}
+    for step in range(1, steps + 1):
+        segment = train[(step - 1) * long_T: step * long_T + 1]
+        batch = symbol_batch(segment, n_symbols, start if step == 1 else 0)
+        for m in methods:
+            t0 = time.perf_counter()
+            train_bits[m].append(trainers[m].train_sequence(batch, carry=True)["bits"])
+            seconds[m] += time.perf_counter() - t0
+        if step % log_every == 0 or step == steps:
+            row: dict[str, float] = {"step": step, "chars": step * long_T * batch_size}
+            for m in methods:
+                row[f"val_bits/{m}"] = trainers[m].evaluate(valid_batch)
+                row[f"train_bits/{m}"] = sum(train_bits[m]) / len(train_bits[m])
+                row[f"seconds/{m}"] = seconds[m]
+                train_bits[m].clear()
+            if result.floor is not None:
+                row["floor"] = result.floor
+            yield row
+            result.val_bits = {m: row[f"val_bits/{m}"] for m in methods}
+            if any(not math.isfinite(row[f"val_bits/{m}"]) for m in methods):
+                break
+    result.seconds = dict(seconds)
+    return result
+
+
+@torch.no_grad()
+def sample(core: RecurrentCore, corpus, prime: str = "\n", length: int = 200,
+           temperature: float = 0.8, seed: int = 0) -> str:
+    """Generate ``length`` characters from ``core`` after reading ``prime``."""
+    check_int("length", length, 1)
+    check_float("temperature", temperature, 0.0, low_open=True)
+    check_int("seed", seed, 0)
+    if not prime:
+        raise ValueError("prime must be a non-empty string")
+    g = torch.Generator().manual_seed(seed)
+    tokens = corpus.encode(prime)
+    state = core.initial_state(1)
+    logits, _, state = core(F.one_hot(tokens, corpus.vocab).float()[:, None], state)
+    out = []
+    for _ in range(length):
+        probs = torch.softmax(logits[-1, 0] / temperature, dim=0)
+        nxt = int(torch.multinomial(probs, 1, generator=g))
+        out.append(nxt)
+        x = F.one_hot(torch.tensor([nxt]), corpus.vocab).float()[None]
+        logits, _, state = core(x, state)
+    return corpus.decode(out)
