@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from dni_lite.deep_linear import (DeepLinearNet, compare_deep_linear, compare_methods,
+                                  make_digits, tail_mean)
+
+
+def test_lambda_one_reproduces_backprop_exactly():
+    rows = list(compare_deep_linear(depth=6, steps=60, log_every=10, context="none",
+                                    sweep=(0.0, 1.0)))
+    assert all(r["loss/lam=1"] == r["loss/backprop"] for r in rows)
+    assert any(r["loss/lam=0"] != r["loss/backprop"] for r in rows)
+
+
+def test_cdni_tracks_backprop_on_the_deep_linear_regression():
+    rows = list(compare_deep_linear(depth=6, steps=300, context="on"))
+    assert rows[-1]["cos/cdni"] > 0.8
+    assert tail_mean(rows, "loss/cdni", 3) < 0.6 * rows[0]["loss/cdni"]
+    assert tail_mean(rows, "loss/cdni", 3) < 1.3 * tail_mean(rows, "loss/backprop", 3)
+
+
+def test_compare_methods_runs_every_method_from_the_same_start():
+    rows = list(compare_methods(method="all", steps=20, log_every=10))
+    names = ["backprop", "frozen", "sg", "cdni", "fa", "dfa", "kickback"]
+    assert [k for k in rows[-1] if k.startswith("acc/")] == [f"acc/{n}" for n in names]
+    assert all(0.0 <= rows[-1][f"acc/{n}"] <= 1.0 for n in names)
+    assert all(k in rows[-1] for k in ["cos/fa", "cos/dfa", "cos/kickback", "cos/sg", "cos/cdni"])
+
+
+def test_net_shapes_activations_and_validation():
+    net = DeepLinearNet(4, 3, 2, 5)
+    assert net.depth == 5
+    hs = net.activations(torch.zeros(7, 4))
+    assert [tuple(h.shape) for h in hs] == [(7, 3)] * 4
+    with pytest.raises(ValueError, match="depth"):
+        next(compare_deep_linear(depth=1))
+    with pytest.raises(ValueError, match="lam"):
+        next(compare_deep_linear(lam=1.5))
+    with pytest.raises(ValueError, match="method"):
+        next(compare_methods(method="rmsprop"))
+
+
+def test_digits_task_is_standardised_and_binary():
+    d = make_digits()
+    assert d.x.shape == (1300, 64) and d.x_test.shape == (497, 64)
+    assert set(d.y.unique().tolist()) == {0.0, 1.0}
+    assert d.x.mean().abs() < 0.05
