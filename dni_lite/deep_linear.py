@@ -290,8 +290,12 @@ def logistic_loss(logit: Tensor, target: Tensor) -> Tensor:
 
 
 def accuracy(net: DeepLinearNet, x: Tensor, y: Tensor) -> float:
+    """Test accuracy of the logit's sign; NaN once the network has diverged (so a panel stops)."""
     with torch.no_grad():
-        return float(((net(x) > 0).float() == y).float().mean())
+        logit = net(x)
+        if not torch.isfinite(logit).all():
+            return float("nan")
+        return float(((logit > 0).float() == y).float().mean())
 
 
 def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_lr: float = 0.05,

@@ -45,3 +45,10 @@ def test_digits_task_is_standardised_and_binary():
     assert d.x.shape == (1300, 64) and d.x_test.shape == (497, 64)
     assert set(d.y.unique().tolist()) == {0.0, 1.0}
     assert d.x.mean().abs() < 0.05
+
+
+def test_a_diverging_run_reports_a_non_finite_metric():
+    rows = list(compare_methods(method="fa", model_lr=50.0, steps=200, log_every=10))
+    assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
+    rows = list(compare_deep_linear(depth=6, model_lr=5.0, steps=100, log_every=10, context="on"))
+    assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
