@@ -266,7 +266,7 @@ class DecoupledMLP:
             result = layer_step(module, self.optimizers[s], h, interface=iface,
                                 context=context if mode == "cdni" else None,
                                 y=y if is_output else None, send_gradient=sends)
-            if sends:
+            if sends and result.grad_in is not None:   # a frozen stage sends nothing down
                 key = f"L{below + 1}"
                 metrics[f"synth_loss/{key}"] = synthesizer_step(
                     self.interfaces[below], self.synth_optimizers[below], result.grad_in)

@@ -117,6 +117,13 @@ def test_no_backprop_trains_only_the_output_layer():
             assert torch.equal(value, before[name]), name
 
 
+def test_frozen_layer_above_a_synthesizer_sends_no_target():
+    x, y = _batch()
+    setup = _setup(["dni", "none", "backprop"])
+    metrics = setup.step(x, y, diagnose=True)
+    assert "synth_loss/L1" not in metrics and "cos/L1" in metrics
+
+
 def test_true_gradients_touch_no_grad_and_no_running_statistics():
     x, y = _batch()
     setup = _setup(["dni", "dni"])
@@ -175,7 +182,7 @@ def test_small_cdni_run_on_mnist1d_beats_no_backprop():
         result = done.value
     assert isinstance(result, CompareResult)
     assert {"acc/backprop", "acc/cdni", "acc/no_backprop", "cos/cdni/L1"} <= set(rows[-1])
-    assert result.accuracy["cdni"] > result.accuracy["no_backprop"] + 3
+    assert result.accuracy["cdni"] > result.accuracy["no_backprop"] + 5   # seeds 0-3: +10.5..+14.7
 
 
 def test_nb03_exercise_checkers_accept_right_and_reject_wrong_answers():
