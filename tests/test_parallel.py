@@ -1,0 +1,114 @@
+"""Pipelined DNI on torch.distributed: 2 local workers, in order, exact, and clean failures."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from dni_lite import bench
+from dni_lite.parallel import (ParallelConfig, WorkerError, load_data, run_worker,
+                               train_in_process, train_parallel)
+
+SMALL = dict(width=32, depth=3, batch_size=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(0)
+
+
+def _children() -> list[int]:
+    """Live child processes of this test process (from /proc)."""
+    me, kids = os.getpid(), []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and fields[0] != "Z":
+                kids.append(int(pid))
+    return kids
+
+
+def test_two_workers_match_in_process(data):
+    config = ParallelConfig(steps=4, trace_steps=4, **SMALL)
+    par = train_parallel(config, data=data)
+    ref = train_in_process(config, data)
+    # worker 1 received the activations of steps 0..3 in order, worker 0 the targets
+    assert [s for s, _ in par["trace"][1]["activations"]] == [0, 1, 2, 3]
+    assert [s for s, _ in par["trace"][0]["targets"]] == [0, 1, 2, 3]
+    assert par["trace"][0]["activations"] == [] and par["trace"][1]["targets"] == []
+    for k, key in ((1, "activations"), (0, "targets")):
+        for (_, got), (_, want) in zip(par["trace"][k][key], ref["trace"][k][key]):
+            assert got.shape == want.shape == (16, 32)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    # a target is a real gradient (not zeros) and the first step's loss is identical
+    assert float(par["trace"][0]["targets"][0][1].abs().sum()) > 0
+    assert par["losses"][0] == pytest.approx(ref["losses"][0], rel=1e-6)
+    for k in range(2):
+        for name, tensor in ref["state"][k]["module"].items():
+            torch.testing.assert_close(par["state"][k]["module"][name], tensor,
+                                       rtol=1e-4, atol=1e-5)
+    assert par["test_accuracy"] == pytest.approx(ref["test_accuracy"], abs=0.11)
+    assert _children() == []
+
+
+def test_failing_worker_stops_everything(data):
+    config = ParallelConfig(steps=200, fail_rank=1, fail_step=2, **SMALL)
+    with pytest.raises(WorkerError, match=r"worker 1 of 2 failed .*injected failure on worker 1 "
+                                          r"at step 2.*all workers were stopped"):
+        train_parallel(config, data=data)
+    assert _children() == []
+
+
+def test_wrong_number_of_workers_refused(data, monkeypatch):
+    with pytest.raises(ValueError, match="needs exactly 2 worker processes, got processes=3"):
+        train_parallel(ParallelConfig(**SMALL), processes=3, data=data)
+    with pytest.raises(ValueError, match="workers must be between 2 and 2"):
+        ParallelConfig(depth=1, workers=3).validate()
+    with pytest.raises(ValueError, match="workers must be between 2 and 4"):
+        ParallelConfig(workers=1).validate()
+    # a worker started by torchrun with the wrong world size refuses before any messages
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match="start exactly 2"):
+        run_worker(ParallelConfig(**SMALL), data=data)
+    assert _children() == []
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="target_delay"):
+        ParallelConfig(target_delay=-1).validate()
+    with pytest.raises(ValueError, match="synth_kind"):
+        ParallelConfig(synth_kind="conv").validate()
+    with pytest.raises(ValueError, match="same number of workers"):
+        train_parallel([ParallelConfig(), ParallelConfig(workers=3)])
+    with pytest.raises(ValueError, match="device"):
+        train_in_process(ParallelConfig(steps=1, **SMALL), device="tpu")
+
+
+def test_stage_split_and_delay_zero_matches_schedule(data):
+    assert ParallelConfig(depth=3, workers=2).stage_layers() == [(0, 2), (2, 4)]
+    assert ParallelConfig(depth=3, workers=4).stage_layers() == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    # without delay the targets are used in the step they belong to
+    ref = train_in_process(ParallelConfig(steps=3, trace_steps=3, target_delay=0, **SMALL), data)
+    assert [s for s, _ in ref["trace"][0]["targets"]] == [0, 1, 2]
+
+
+def test_bench_pieces(data):
+    config = ParallelConfig(steps=10, **SMALL)
+    costs = bench.stage_costs(config, data, repeats=3)
+    assert set(costs) == {"forward", "backward", "synth"}
+    assert all(len(v) == 2 and all(c >= 0 for c in v) for v in costs.values())
+    assert costs["synth"][1] == 0.0 and costs["synth"][0] > 0
+    # equal stages, no delay, free synthesizers: the pipeline is K times faster
+    p = bench.predict({"forward": [1.0, 1.0], "backward": [2.0, 2.0], "synth": [0.0, 0.0]},
+                      0.0, 1000, 10)
+    assert p["speedup"] == pytest.approx(2.0, rel=0.01)
+    assert bench.time_to_accuracy([(10, 1.0, 20.0), (20, 2.0, 45.0)], 40.0) == 2.0
+    assert bench.time_to_accuracy([(10, 1.0, 20.0)], 40.0) == float("inf")
+    with pytest.raises(ValueError, match="widths"):
+        next(bench.benchmark(widths=[]))
