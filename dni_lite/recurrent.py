@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .synthesizer import Synthesizer
-from .tasks import (Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
+from .tasks import (Corpus, Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
                     planted_entropy, planted_stream, repeat_copy_batch, symbol_batch)
 from .validate import check_bool, check_choice, check_float, check_int
 
@@ -346,7 +346,7 @@ class StreamResult:
     seconds: dict[str, float] = field(default_factory=dict)
     floor: float | None = None
     trainers: dict[str, TruncatedBPTT] = field(default_factory=dict)
-    corpus: object = None
+    corpus: Corpus | None = None
 
 
 def stream_experiment(task: str = "planted", T: int = 2, long_T: int = 6, hidden_dim: int = 32,
@@ -428,7 +428,7 @@ def stream_experiment(task: str = "planted", T: int = 2, long_T: int = 6, hidden
 
 
 @torch.no_grad()
-def sample(core: RecurrentCore, corpus, prime: str = "\n", length: int = 200,
+def sample(core: RecurrentCore, corpus: Corpus, prime: str = "\n", length: int = 200,
            temperature: float = 0.8, seed: int = 0) -> str:
     """Generate ``length`` characters from ``core`` after reading ``prime``."""
     check_int("length", length, 1)
