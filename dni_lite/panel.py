@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as widgets
+import torch
 
 from .live_plot import LivePlot, Plot
 
@@ -117,8 +118,12 @@ class ExperimentPanel:
 
     # -- the loop -------------------------------------------------------------------
     def _serve(self) -> None:
+        # A new thread does not inherit the intra-op thread setting the notebook
+        # made (torch.set_num_threads); without this, the OpenMP pools of two
+        # threads fight over the cores and a run can be 100x slower.
         while True:
             self._run_requested.wait()
+            torch.set_num_threads(torch.get_num_threads())
             try:
                 self._drive(self.settings(), raise_errors=False)
             finally:

@@ -106,3 +106,18 @@ def test_controls_only_offer_valid_values():
     with pytest.raises(ValueError):
         dropdown("d", ["a", "b"], "c")
     assert toggle("t", True).value is True
+
+
+def test_background_run_is_as_fast_as_a_run_in_the_cell():
+    import torch
+    torch.set_num_threads(1)
+    panel = linear_panel()
+    panel.controls["steps"].value = 300
+    start = time.monotonic()
+    panel.run()
+    in_cell = time.monotonic() - start
+    start = time.monotonic()
+    panel.start()
+    assert panel.wait(60) == "done"
+    in_thread = time.monotonic() - start
+    assert in_thread < 3 * in_cell + 1.0, (in_thread, in_cell)
