@@ -67,6 +67,13 @@ class ParallelConfig:
     The model is an MLP with ``depth`` hidden layers of size ``width`` (so
     ``depth + 1`` linear layers) split into ``workers`` stages of consecutive
     layers; each stage boundary is a decoupled interface (cDNI when ``context``).
+    ``target_delay``: a worker regresses its synthesizer on the target of the
+    minibatch that many steps back (0: wait for the current one).
+    ``eval_every``: score the test set through the pipeline every so many
+    steps (0: only at the end); evaluation time is not counted as training.
+    ``threads``: torch threads per worker. ``timeout_s``: the process group's
+    timeout. For tests: ``trace_steps`` records the tensors each worker
+    receives in its first steps; ``fail_rank`` fails at step ``fail_step``.
     """
 
     workers: int = 2
@@ -103,7 +110,7 @@ class ParallelConfig:
         check_int("synth_hidden", self.synth_hidden, 1)
         check_float("lr", self.lr, 0.0, low_open=True)
         check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
-        check_int("batch_size", self.batch_size, 1)
+        check_int("batch_size", self.batch_size, 2)   # BatchNorm needs two examples
         check_int("steps", self.steps, 1)
         check_int("target_delay", self.target_delay, 0, 8)
         check_int("eval_every", self.eval_every, 0)
