@@ -38,6 +38,7 @@ NOTEBOOKS = {
     "04_unlocked_network.ipynb": ("seed", "ArrowRight", True, 600),
     "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 400),
     "06_dni_language_model.ipynb": ("budget (steps)", "ArrowLeft", True, 400),
+    "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 400),
 }
 
 
