@@ -71,7 +71,11 @@ def lab(tmp_path_factory):
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={workdir}", f"--LabApp.workspaces_dir={workdir / '.workspaces'}",
-         f"--LabApp.user_settings_dir={workdir / '.settings'}", "--LabApp.news_url="],
+         f"--LabApp.user_settings_dir={workdir / '.settings'}", "--LabApp.news_url=",
+         # The legacy websocket protocol: with the default v1 protocol, jupyter_server
+         # sometimes decodes a message while its socket is being replaced and drops
+         # the kernel connection ("unpack requires a buffer"), which froze a run here.
+         "--ZMQChannelsWebsocketConnection.kernel_ws_protocol="],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     try:
