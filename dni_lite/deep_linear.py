@@ -299,8 +299,10 @@ def accuracy(net: DeepLinearNet, x: Tensor, y: Tensor) -> float:
 
 
 def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_lr: float = 0.05,
-                    synth_lr: float = 0.2, steps: int = 800, batch_size: int = 32,
-                    seed: int = 0, log_every: int = 20) -> Iterator[dict[str, float]]:
+                    synth_lr: float = 0.2, sg_synthesizer: str = "linear",
+                    sg_synth_lr: float | None = None, steps: int = 800,
+                    batch_size: int = 32, seed: int = 0,
+                    log_every: int = 20) -> Iterator[dict[str, float]]:
     """Train copies of one deep linear classifier, each with a different learning signal.
 
     Every copy has an interface at every cut (so every layer but the last
@@ -308,14 +310,21 @@ def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_l
     the same batches. ``method`` is one of ``"sg"``, ``"cdni"``, ``"fa"``,
     ``"dfa"``, ``"kickback"`` or ``"all"``; backprop and ``"frozen"`` (only
     the last layer learns: the no-learning baseline for the lower layers)
-    always run alongside. Yields test accuracy (``acc/<name>``) and the mean
-    cosine between each copy's signals and backprop's gradients.
+    always run alongside. ``sg_synthesizer`` is the kind of SG's synthesizers
+    (``"linear"`` or ``"mlp"``), trained with ``sg_synth_lr`` (default:
+    ``synth_lr``): without the label, a linear one predicts ~0 once the last
+    layer is the best linear read-out of ``h``; an MLP can still fit the
+    non-linear part of E[dL/dh | h]. Yields test accuracy (``acc/<name>``) and
+    the mean cosine between each copy's signals and backprop's gradients.
     """
     check_choice("method", method, METHODS[1:6] + ("all",))
     check_int("depth", depth, 2, 12)
     check_int("width", width, 1)
     check_float("model_lr", model_lr, 0.0, low_open=True)
     check_float("synth_lr", synth_lr, 0.0, low_open=True)
+    check_choice("sg_synthesizer", sg_synthesizer, ("linear", "mlp"))
+    sg_synth_lr = synth_lr if sg_synth_lr is None else check_float(
+        "sg_synth_lr", sg_synth_lr, 0.0, low_open=True)
     check_int("steps", steps, 1)
     check_int("batch_size", batch_size, 1)
     check_int("seed", seed, 0)
@@ -337,7 +346,8 @@ def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_l
         trainable = [p for p in nets[name].parameters() if p.requires_grad]
         opts[name] = torch.optim.SGD(trainable, lr=model_lr)
         if name in ("sg", "cdni"):
-            ifaces[name] = {k: _learned_interface(width, 1 if name == "cdni" else 0, "linear",
+            kind = sg_synthesizer if name == "sg" else "linear"
+            ifaces[name] = {k: _learned_interface(width, 1 if name == "cdni" else 0, kind,
                                                   True, 0.0) for k in cuts}
         elif name in FIXED_METHODS:
             fixed = fixed_synthesizers(name, nets[name].weights, cuts, seed=seed + 3)
@@ -345,7 +355,8 @@ def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_l
         else:
             ifaces[name] = {}
         params = _synth_params(ifaces[name])
-        synth_opts[name] = torch.optim.SGD(params, lr=synth_lr) if params else None
+        lr = sg_synth_lr if name == "sg" else synth_lr
+        synth_opts[name] = torch.optim.SGD(params, lr=lr) if params else None
 
     g = torch.Generator().manual_seed(seed + 1)
     window: dict[str, list[dict[str, float]]] = {name: [] for name in names}

@@ -52,3 +52,14 @@ def test_a_diverging_run_reports_a_non_finite_metric():
     assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
     rows = list(compare_deep_linear(depth=6, model_lr=5.0, steps=100, log_every=10, context="on"))
     assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
+
+
+def test_label_free_sg_learns_with_an_mlp_synthesizer_not_with_a_linear_one():
+    mlp = list(compare_methods(method="sg", sg_synthesizer="mlp", sg_synth_lr=2.0, steps=800))[-1]
+    assert mlp["acc/sg"] >= mlp["acc/frozen"] + 0.05, mlp
+    linear = list(compare_methods(method="sg", steps=800))[-1]
+    assert linear["acc/sg"] <= linear["acc/frozen"] + 0.15, linear
+    with pytest.raises(ValueError, match="sg_synthesizer"):
+        next(compare_methods(sg_synthesizer="lstm"))
+    with pytest.raises(ValueError, match="sg_synth_lr"):
+        next(compare_methods(sg_synth_lr=0.0))
