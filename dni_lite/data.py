@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -96,6 +97,20 @@ def load_dataset(name: str = "mnist1d", seed: int = 0, n_train: int | None = Non
     return Dataset(name, torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long),
                    torch.tensor(x_test, dtype=torch.float32),
                    torch.tensor(y_test, dtype=torch.long), int(max(y.max(), y_test.max())) + 1)
+
+
+def minibatch_indices(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled minibatch indices, epoch after epoch, without each epoch's ragged end.
+
+    Each epoch draws one permutation from ``generator``, so every experiment
+    (and every worker process) seeded alike sees the same batches.
+    """
+    check_int("n", n, 1)
+    batch_size = min(check_int("batch_size", batch_size, 1), n)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start:start + batch_size]
 
 
 def standardise(x: np.ndarray, x_test: np.ndarray, eps: float = 1e-6

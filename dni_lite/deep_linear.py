@@ -171,6 +171,39 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
 
 # --- section 1 and 3: regression with one interface in the middle ---------------------------
 
+def _lockstep(nets: dict[str, DeepLinearNet], ifaces: dict[str, dict[int, DecoupledInterface]],
+              opts: dict[str, torch.optim.Optimizer],
+              synth_opts: dict[str, torch.optim.Optimizer | None], x_train: Tensor,
+              y_train: Tensor, loss_fn: LossFn,
+              metric: tuple[str, Callable[[DeepLinearNet], float]], steps: int, batch_size: int, seed: int, log_every: int
+              ) -> Iterator[dict[str, float]]:
+    """Train every copy on the same random batches, one step each in turn.
+
+    Every ``log_every`` steps it yields ``<metric>/<name>`` for every copy and,
+    for copies with interfaces, the mean cosine of their signals to backprop's
+    gradients (measured every 5th step) as ``cos/<name>``.
+    """
+    key, evaluate = metric
+    g = torch.Generator().manual_seed(seed + 1)
+    window: dict[str, list[dict[str, float]]] = {name: [] for name in nets}
+    for step in range(1, steps + 1):
+        idx = torch.randint(0, x_train.shape[0], (batch_size,), generator=g)
+        x, y = x_train[idx], y_train[idx]
+        for name in nets:
+            window[name].append(train_step(nets[name], ifaces[name], opts[name],
+                                           synth_opts[name], x, y, loss_fn, y,
+                                           measure=step % 5 == 0))
+        if step % log_every == 0 or step == steps:
+            row: dict[str, float] = {"step": step}
+            for name, net in nets.items():
+                row[f"{key}/{name}"] = evaluate(net)
+            for name, rows in window.items():
+                if ifaces[name]:
+                    row[f"cos/{name}"] = _mean(rows, "cosine")
+                rows.clear()
+            yield row
+
+
 def compare_deep_linear(depth: int = 10, width: int = 10, model_lr: float = 0.02,
                         synth_lr: float = 0.1, context: str = "both", zero_init: bool = True,
                         lam: float = 0.0, sweep: Sequence[float] = (), sweep_context: str = "off",
@@ -225,26 +258,12 @@ def compare_deep_linear(depth: int = 10, width: int = 10, model_lr: float = 0.02
         params = _synth_params(ifaces[name])
         synth_opts[name] = torch.optim.SGD(params, lr=synth_lr) if params else None
 
-    g = torch.Generator().manual_seed(seed + 1)
-    window: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
-    for step in range(1, steps + 1):
-        idx = torch.randint(0, data.x.shape[0], (batch_size,), generator=g)
-        x, y = data.x[idx], data.y[idx]
-        for name in variants:
-            window[name].append(train_step(nets[name], ifaces[name], opts[name],
-                                           synth_opts[name], x, y, squared_loss, y,
-                                           measure=step % 5 == 0))
-        if step % log_every == 0 or step == steps:
-            row: dict[str, float] = {"step": step}
-            with torch.no_grad():
-                for name in variants:
-                    row[f"loss/{name}"] = float(squared_loss(nets[name](data.x_test),
-                                                             data.y_test))
-            for name, rows in window.items():
-                if ifaces[name]:
-                    row[f"cos/{name}"] = _mean(rows, "cosine")
-                rows.clear()
-            yield row
+    def test_loss(net: DeepLinearNet) -> float:
+        with torch.no_grad():
+            return float(squared_loss(net(data.x_test), data.y_test))
+
+    yield from _lockstep(nets, ifaces, opts, synth_opts, data.x, data.y, squared_loss,
+                         ("loss", test_loss), steps, batch_size, seed, log_every)
     return {"nets": nets, "interfaces": ifaces, "data": data}
 
 
@@ -358,22 +377,9 @@ def compare_methods(method: str = "all", depth: int = 4, width: int = 8, model_l
         lr = sg_synth_lr if name == "sg" else synth_lr
         synth_opts[name] = torch.optim.SGD(params, lr=lr) if params else None
 
-    g = torch.Generator().manual_seed(seed + 1)
-    window: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    for step in range(1, steps + 1):
-        idx = torch.randint(0, data.x.shape[0], (batch_size,), generator=g)
-        x, y = data.x[idx], data.y[idx]
-        for name in names:
-            window[name].append(train_step(nets[name], ifaces[name], opts[name],
-                                           synth_opts[name], x, y, logistic_loss, y,
-                                           measure=step % 5 == 0))
-        if step % log_every == 0 or step == steps:
-            row: dict[str, float] = {"step": step}
-            for name in names:
-                row[f"acc/{name}"] = accuracy(nets[name], data.x_test, data.y_test)
-            for name, rows in window.items():
-                if ifaces[name]:
-                    row[f"cos/{name}"] = _mean(rows, "cosine")
-                rows.clear()
-            yield row
+    def test_accuracy(net: DeepLinearNet) -> float:
+        return accuracy(net, data.x_test, data.y_test)
+
+    yield from _lockstep(nets, ifaces, opts, synth_opts, data.x, data.y, logistic_loss,
+                         ("acc", test_accuracy), steps, batch_size, seed, log_every)
     return {"nets": nets, "interfaces": ifaces, "data": data}

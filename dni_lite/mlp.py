@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .data import load_dataset, DATASETS
+from .data import DATASETS, load_dataset, minibatch_indices
 from .diagnostics import cosine_similarity
 from .interface import DecoupledInterface
 from .synthesizer import KINDS, Synthesizer
@@ -373,38 +373,34 @@ def compare_mlp(dataset: str = "mnist1d", depth: int = 3, width: int = 256, cut:
                                        hidden_dim=synth_hidden, zero_init=zero_init, lr=lr,
                                        synth_lr=synth_lr)
 
-    g = torch.Generator().manual_seed(seed + 2)
     n = data.x.shape[0]
-    steps_per_epoch = max(1, n // batch_size)       # drop the last partial batch
+    batches = minibatch_indices(n, batch_size, torch.Generator().manual_seed(seed + 2))
+    steps_per_epoch = max(1, n // batch_size)       # the last partial batch is dropped
     total = epochs * steps_per_epoch
     window: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     timing = {v: [0.0, 0] for v in variants}
-    step = 0
-    for epoch in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            x, y = data.x[idx], data.y[idx]
-            step += 1
-            diagnose = diagnose_every > 0 and step % diagnose_every == 0
+    for step in range(1, total + 1):
+        idx = next(batches)
+        x, y = data.x[idx], data.y[idx]
+        diagnose = diagnose_every > 0 and step % diagnose_every == 0
+        for variant, setup in setups.items():
+            start = time.perf_counter()
+            metrics = setup.step(x, y, diagnose=diagnose and variant in SG_MODES)
+            if not diagnose:
+                timing[variant][0] += time.perf_counter() - start
+                timing[variant][1] += 1
+            window[variant].append(metrics)
+        if step % log_every == 0 or step == total:
+            row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
             for variant, setup in setups.items():
-                start = time.perf_counter()
-                metrics = setup.step(x, y, diagnose=diagnose and variant in SG_MODES)
-                if not diagnose:
-                    timing[variant][0] += time.perf_counter() - start
-                    timing[variant][1] += 1
-                window[variant].append(metrics)
-            if step % log_every == 0 or step == total:
-                row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
-                for variant, setup in setups.items():
-                    row[f"acc/{variant}"] = accuracy(setup.model, data.x_test, data.y_test)
-                    rows = window[variant]
-                    row[f"loss/{variant}"] = _mean([r["loss"] for r in rows])
-                    for key in sorted({k for r in rows for k in r if k != "loss"}):
-                        row[f"{key.split('/')[0]}/{variant}/{key.split('/')[1]}"] = \
-                            _mean([r[key] for r in rows if key in r])
-                    rows.clear()
-                yield row
+                row[f"acc/{variant}"] = accuracy(setup.model, data.x_test, data.y_test)
+                rows = window[variant]
+                row[f"loss/{variant}"] = _mean([r["loss"] for r in rows])
+                for key in sorted({k for r in rows for k in r if k != "loss"}):
+                    row[f"{key.split('/')[0]}/{variant}/{key.split('/')[1]}"] = \
+                        _mean([r[key] for r in rows if key in r])
+                rows.clear()
+            yield row
     return CompareResult({v: accuracy(s.model, data.x_test, data.y_test) for v, s in setups.items()},
                          setups, {v: t / max(c, 1) for v, (t, c) in timing.items()})
 

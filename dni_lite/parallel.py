@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -49,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, minibatch_indices
 from .interface import DecoupledInterface
 from .mlp import MLP, LayerStep, layer_step, synthesizer_step
 from .mlp import accuracy as mlp_accuracy
@@ -139,16 +140,8 @@ def load_data(seed: int = 0) -> Dataset:
 
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[Tensor]:
     """The same seeded stream of minibatch indices on every worker (epochs, no ragged end)."""
-    g = torch.Generator().manual_seed(seed + 1)
-    batch_size = min(batch_size, n)
-    out: list[Tensor] = []
-    while len(out) < steps:
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n - batch_size + 1, batch_size):
-            out.append(perm[i:i + batch_size])
-            if len(out) == steps:
-                break
-    return out
+    batches = minibatch_indices(n, batch_size, torch.Generator().manual_seed(seed + 1))
+    return list(itertools.islice(batches, steps))
 
 
 class Stage:

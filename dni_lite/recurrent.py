@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .experiment import run_to_end  # noqa: F401  (re-exported for the notebooks)
 from .synthesizer import Synthesizer
 from .tasks import (Corpus, Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
                     planted_entropy, planted_stream, repeat_copy_batch, symbol_batch)
@@ -325,16 +326,6 @@ def copy_experiment(task: str = "copy", T: int = 3, hidden_dim: int = 32, kind: 
     result.longest = {m: curricula[m].longest_solved for m in methods}
     result.seconds = dict(seconds)
     return result
-
-
-def run_to_end(experiment: Iterator[dict[str, float]]) -> tuple[list[dict[str, float]], object]:
-    """Drive an experiment generator without a panel; return (history, result)."""
-    history = []
-    while True:
-        try:
-            history.append(next(experiment))
-        except StopIteration as done:
-            return history, done.value
 
 
 # -- streams: the planted dependency and character language modelling ------------------

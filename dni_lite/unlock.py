@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import DATASETS, Dataset, load_dataset
+from .data import DATASETS, Dataset, load_dataset, minibatch_indices
 from .diagnostics import relative_error
+from .experiment import run_to_end  # noqa: F401  (re-exported for the notebooks)
 from .interface import DecoupledInterface
 from .mlp import MLP, DecoupledMLP, accuracy, layer_step, synthesizer_step
 from .synthesizer import KINDS
@@ -286,44 +287,30 @@ def compare_unlocked(variants: dict[str, Unlocking | None], dataset: str = "mnis
             setup, unlocking, input_kind=input_kind, input_hidden=input_hidden,
             input_lr=input_lr, seed=seed)
 
-    g = torch.Generator().manual_seed(seed + 2)
     n = data.x.shape[0]
-    steps_per_epoch = max(1, n // batch_size)
+    batches = minibatch_indices(n, batch_size, torch.Generator().manual_seed(seed + 2))
+    steps_per_epoch = max(1, n // batch_size)       # the same batches as compare_mlp
     total = epochs * steps_per_epoch
     window: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
-    step = 0
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            x, y = data.x[idx], data.y[idx]
-            step += 1
+    for step in range(1, total + 1):
+        idx = next(batches)
+        x, y = data.x[idx], data.y[idx]
+        for name, trainer in trainers.items():
+            window[name].append(trainer.step(x, y))
+        if step % log_every == 0 or step == total:
+            row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
             for name, trainer in trainers.items():
-                window[name].append(trainer.step(x, y))
-            if step % log_every == 0 or step == total:
-                row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
-                for name, trainer in trainers.items():
-                    row[f"acc/{name}"] = accuracy(trainer.model, data.x_test, data.y_test)
-                    rows = window[name]
-                    for key in sorted({k for r in rows for k in r}):
-                        values = [r[key] for r in rows if key in r]
-                        head, _, tail = key.partition("/")
-                        row[f"{head}/{name}/{tail}" if tail else f"{head}/{name}"] = \
-                            sum(values) / len(values)
-                    rows.clear()
-                yield row
+                row[f"acc/{name}"] = accuracy(trainer.model, data.x_test, data.y_test)
+                rows = window[name]
+                for key in sorted({k for r in rows for k in r}):
+                    values = [r[key] for r in rows if key in r]
+                    head, _, tail = key.partition("/")
+                    row[f"{head}/{name}/{tail}" if tail else f"{head}/{name}"] = \
+                        sum(values) / len(values)
+                rows.clear()
+            yield row
     return UnlockResult({name: accuracy(t.model, data.x_test, data.y_test)
                          for name, t in trainers.items()}, trainers)
-
-
-def run_to_end(experiment: Iterator[dict[str, float]]) -> tuple[list[dict[str, float]], object]:
-    """Drive an experiment generator to its end; return its rows and its return value."""
-    rows = []
-    while True:
-        try:
-            rows.append(next(experiment))
-        except StopIteration as done:
-            return rows, done.value
 
 
 # -- notebook 04's three experiments (thin wrappers around compare_unlocked) ----------

@@ -134,3 +134,22 @@ def test_builtin_datasets_are_standardised_and_seeded():
     assert load_dataset("mnist1d", n_train=100, seed=3).x.shape == (100, 40)
     with pytest.raises(ValueError, match="name"):
         load_dataset("cifar")
+
+
+def test_minibatch_indices_cover_each_epoch_once_without_the_ragged_end():
+    import itertools
+
+    import torch
+
+    from dni_lite.data import minibatch_indices
+
+    batches = list(itertools.islice(minibatch_indices(10, 3, torch.Generator().manual_seed(0)), 6))
+    assert [len(b) for b in batches] == [3] * 6          # 3 full batches per epoch, 1 left out
+    for epoch in (batches[:3], batches[3:]):
+        seen = torch.cat(epoch)
+        assert len(set(seen.tolist())) == 9
+    again = list(itertools.islice(minibatch_indices(10, 3, torch.Generator().manual_seed(0)), 6))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+    assert len(next(minibatch_indices(4, 10, torch.Generator()))) == 4   # batch capped at n
+    with pytest.raises(ValueError, match="batch_size"):
+        next(minibatch_indices(10, 0, torch.Generator()))
