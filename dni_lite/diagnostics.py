@@ -1,12 +1,12 @@
-"""How good is a synthetic gradient? Measures against the true gradient.
+"""Read-outs: how good a synthetic gradient is, and how well a model classifies.
 
-These are read-outs only: the true gradients they compare against are computed
-on the side and never feed into training.
+The true gradients the first two compare against are computed on the side and
+never feed into training.
 """
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def cosine_similarity(synthetic: Tensor, true: Tensor) -> float:
@@ -29,3 +29,26 @@ def relative_error(synthetic: Tensor, true: Tensor) -> float:
     if denom == 0:
         return 0.0 if a.norm() == 0 else float("inf")
     return float((a - b).norm() / denom)
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """Classification accuracy in percent, with the model in eval mode.
+
+    One output unit is a logit (class 1 when positive, ``y`` holds 0/1);
+    several are class scores (``y`` holds class indices). NaN once the
+    outputs are not finite, so a diverged run is reported as such.
+    """
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    model.train(was_training)
+    return percent_correct(out, y)
+
+
+def percent_correct(outputs: Tensor, y: Tensor) -> float:
+    """Percent of rows of ``outputs`` (logits or class scores) that match ``y``; NaN if not finite."""
+    if not torch.isfinite(outputs).all():
+        return float("nan")
+    predicted = (outputs > 0).float() if outputs.shape[1] == 1 else outputs.argmax(dim=1)
+    return 100.0 * float((predicted == y).float().mean())

@@ -1,29 +1,86 @@
-"""The decoupled neural interface: a cut between a lower and an upper module.
+"""The decoupled neural interface: where a synthetic gradient is sent and where its synthesizer learns.
 
+Everything the course calls "the mechanism" is in this file:
+
+* ``label_context(y, n_classes)``: the one place where a label becomes a cDNI
+  synthesizer's context (a one-hot vector);
+* ``synthetic_gradient(synth, h, context)``: the synthesizer's prediction of
+  dL/dh, in the units of a batch-mean loss, ready to push into the lower module;
+* ``synthesizer_loss(synth, h, target, context)``: the synthesizer's regression
+  toward a target dL/dh that arrived for ``h`` (true, or *bootstrapped*: computed
+  by an upper module that itself learned from a synthetic gradient);
+* ``per_example`` / ``batch_mean``: the unit convention, held here once.
+  Synthesizers predict the *per-example* gradient (batch size x dL/dh of a
+  batch-mean loss); the raw gradient of a mean loss shrinks with the batch
+  size and is too small to regress on comfortably.
+
+``DecoupledInterface`` wraps these for the teaching API of notebooks 01-02.
 Backprop locks the lower module A until the upper module B has run forward
-and backward. A ``DecoupledInterface`` cuts the graph at A's output h:
+and backward; the interface cuts the graph at A's output h:
 
 1. ``forward(h, context)`` hands B a detached copy of h and asks the
    synthesizer for a prediction of dL/dh right away;
 2. ``backward()`` pushes that synthetic gradient into A, so A can update at
    once (update unlocking);
-3. when a target gradient for h arrives (the true one from B, or a
-   *bootstrapped* one that B computed from its own synthetic gradient),
-   ``synthesizer_loss(target)`` regresses the synthesizer toward it.
+3. when a target for h arrives, ``synthesizer_loss(target)`` regresses the
+   synthesizer toward it.
 
 BP(lambda) mixes the two signals A learns from:
 ``lam * true + (1 - lam) * synthetic``. ``lam=0`` is pure synthetic
 gradients, ``lam=1`` is exactly backprop (A then has to wait for B again).
+
+Schedules where the target arrives later (stale targets, pipeline stages,
+the next truncation chunk) call ``synthesizer_loss`` with the activation the
+target belongs to; nothing here remembers a previous call.
 """
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .synthesizer import Synthesizer
-from .validate import check_float
+from .validate import check_float, check_int
 
 
+# -- the unit convention ------------------------------------------------------------------
+def per_example(gradient: Tensor) -> Tensor:
+    """A raw dL/dh of a batch-mean loss, in per-example units (x batch size)."""
+    return gradient * gradient.shape[0]
+
+
+def batch_mean(prediction: Tensor) -> Tensor:
+    """A per-example prediction, in the units of a batch-mean loss's gradient (/ batch size)."""
+    return prediction / prediction.shape[0]
+
+
+# -- the mechanism as pure functions --------------------------------------------------------
+def label_context(y: Tensor, n_classes: int) -> Tensor:
+    """The cDNI context: the one-hot label, as floats (``[batch, n_classes]``)."""
+    check_int("n_classes", n_classes, 1)
+    return F.one_hot(y, n_classes).float()
+
+
+def synthetic_gradient(synth: nn.Module, h: Tensor, context: Tensor | None = None) -> Tensor:
+    """The synthesizer's prediction of dL/dh for a batch-mean loss (detached: no graph)."""
+    return batch_mean(synth(h.detach(), context).detach())
+
+
+def regression_loss(prediction: Tensor, target: Tensor) -> Tensor:
+    """MSE between a per-example prediction and a raw target dL/dh (converted to per-example)."""
+    return F.mse_loss(prediction, per_example(target.detach()))
+
+
+def synthesizer_loss(synth: nn.Module, h: Tensor, target: Tensor,
+                     context: Tensor | None = None) -> Tensor:
+    """Regression loss of ``synth`` toward ``target``, a raw dL/dh that arrived for ``h``.
+
+    ``target`` is the true gradient when the module above learned from the
+    real loss, and a bootstrapped one when it learned from a synthetic
+    gradient itself. Backward this loss to train the synthesizer.
+    """
+    return regression_loss(synth(h.detach(), context), target)
+
+
+# -- the teaching API -------------------------------------------------------------------
 class DecoupledInterface(nn.Module):
     """Cut the graph between two modules and bridge it with a synthesizer.
 
@@ -32,7 +89,7 @@ class DecoupledInterface(nn.Module):
         lam: BP(lambda) mixing weight in [0, 1]; 0 is pure SG, 1 is backprop.
     """
 
-    def __init__(self, synthesizer: Synthesizer, lam: float = 0.0) -> None:
+    def __init__(self, synthesizer: nn.Module, lam: float = 0.0) -> None:
         super().__init__()
         if not isinstance(synthesizer, nn.Module):
             raise ValueError(f"synthesizer must be an nn.Module, got {type(synthesizer).__name__}")
@@ -57,7 +114,7 @@ class DecoupledInterface(nn.Module):
     def synthetic_gradient(self) -> Tensor:
         """The synthesizer's prediction of dL/dh for a batch-mean loss."""
         self._require_forward()
-        return self._prediction.detach() / self._prediction.shape[0]
+        return batch_mean(self._prediction.detach())
 
     @property
     def received_gradient(self) -> Tensor | None:
@@ -91,10 +148,10 @@ class DecoupledInterface(nn.Module):
         return signal
 
     def synthesizer_loss(self, target: Tensor | None = None) -> Tensor:
-        """Mean squared error between the prediction and a target dL/dh.
+        """``regression_loss`` of the last prediction toward a target dL/dh.
 
         ``target`` is a raw gradient of the batch-mean loss (by default the one
-        received from the upper module); it is scaled to per-example units.
+        received from the upper module).
         """
         self._require_forward()
         if target is None:
@@ -102,8 +159,7 @@ class DecoupledInterface(nn.Module):
         if target is None:
             raise ValueError("target is needed: run the upper module's backward first "
                              "or pass a target gradient explicitly")
-        per_example = target.detach() * self._prediction.shape[0]
-        return F.mse_loss(self._prediction, per_example)
+        return regression_loss(self._prediction, target)
 
     def _require_forward(self) -> None:
         if self._prediction is None:

@@ -7,8 +7,8 @@ zero, so at step 0 it predicts a zero gradient and moves nothing.
 
 Units: synthesizers predict the *per-example* gradient, i.e. batch size times
 dL/dh of a batch-mean loss. Raw gradients of a mean loss shrink with the batch
-size and are too small to regress on comfortably; `DecoupledInterface` does the
-conversion in both directions.
+size and are too small to regress on comfortably. ``interface.per_example`` and
+``interface.batch_mean`` convert in both directions, and only they do.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from dni_lite import DecoupledInterface, Synthesizer, cosine_similarity, relative_error
-from dni_lite.linear import LinearNet, backprop_step, dni_step, make_regression, squared_loss
+from dni_lite.experiments.linear import LinearNet, backprop_step, dni_step, make_regression, squared_loss
 
 
 def _pair(seed=0):

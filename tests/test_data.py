@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-import dni_lite.data as data
-from dni_lite.data import (MNIST_FILES, download_mnist, file_sha256, load_dataset, read_idx,
+import dni_lite.data.datasets as data
+from dni_lite.data.datasets import (MNIST_FILES, download_mnist, file_sha256, load_dataset, read_idx,
                            standardise, write_idx)
 
 
@@ -141,7 +141,7 @@ def test_minibatch_indices_cover_each_epoch_once_without_the_ragged_end():
 
     import torch
 
-    from dni_lite.data import minibatch_indices
+    from dni_lite.data.datasets import minibatch_indices
 
     batches = list(itertools.islice(minibatch_indices(10, 3, torch.Generator().manual_seed(0)), 6))
     assert [len(b) for b in batches] == [3] * 6          # 3 full batches per epoch, 1 left out

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from dni_lite import DecoupledInterface, cosine_similarity
-from dni_lite.deep_linear import DeepLinearNet, logistic_loss, train_step, true_signals
+from dni_lite.experiments.deep_linear import DeepLinearNet, logistic_loss, train_step, true_signals
 from dni_lite.feedback import FixedSynthesizer, fixed_synthesizers
-from dni_lite.linear import squared_loss
+from dni_lite.experiments.linear import squared_loss
 
 
 def _batch(seed=0, n=16, in_dim=6, out_dim=3):

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 torch.set_num_threads(1)   # the course machine has 2 shared cores
 
-from dni_lite.mlp import (MLP, CompareResult, DecoupledMLP, compare_mlp, cut_modes, layer_step,
+from dni_lite.runner import Result, run_to_end
+from dni_lite.experiments.mlp import (MLP, DecoupledMLP, compare_mlp, cut_modes, layer_step,
                           make_stages, synthesizer_step, true_gradients)
 
 
@@ -61,7 +62,7 @@ def test_bootstrapped_target_is_gradient_the_layer_above_computed_from_its_synth
         seen[ifaces.index(interface)] = (target.clone(), interface.received_gradient.clone())
         return original(interface, optimizer, target)
 
-    import dni_lite.mlp as mlp
+    import dni_lite.experiments.mlp as mlp
     mlp.synthesizer_step, restore = spy, mlp.synthesizer_step
     try:
         setup.step(x, y)
@@ -147,7 +148,7 @@ def test_step_reports_cosines_and_synthesizer_losses():
     x, y = _batch()
     setup = _setup(["cdni", "backprop", "dni"])
     metrics = setup.step(x, y, diagnose=True)
-    assert set(metrics) == {"loss", "synth_loss/L1", "synth_loss/L3", "cos/L1", "cos/L3"}
+    assert set(metrics) == {"train_loss", "synth_loss/L1", "synth_loss/L3", "cos/L1", "cos/L3"}
     assert all(-1 <= metrics[k] <= 1 for k in ("cos/L1", "cos/L3"))
 
 
@@ -168,21 +169,19 @@ def test_bad_arguments_are_rejected():
         MLP(6, 4, depth=0)
     with pytest.raises(ValueError, match="one mode per boundary"):
         DecoupledMLP(MLP(6, 4, depth=2, width=8), ["dni"], n_classes=4)
-    with pytest.raises(ValueError, match="context"):
-        next(compare_mlp(context="sometimes"))
+    with pytest.raises(ValueError, match="variants"):
+        next(compare_mlp(variants="sometimes"))
+    with pytest.raises(ValueError, match="no setting 'contxt'"):
+        next(compare_mlp(contxt="cdni"))
 
 
 def test_small_cdni_run_on_mnist1d_beats_no_backprop():
-    run = compare_mlp(depth=2, width=64, epochs=3, context="on", log_every=50, seed=0)
-    rows = []
-    try:
-        while True:
-            rows.append(next(run))
-    except StopIteration as done:
-        result = done.value
-    assert isinstance(result, CompareResult)
+    rows, result = run_to_end(compare_mlp(depth=2, width=64, epochs=3, variants="cdni",
+                                          log_every=50, seed=0))
+    assert isinstance(result, Result)
     assert {"acc/backprop", "acc/cdni", "acc/no_backprop", "cos/cdni/L1"} <= set(rows[-1])
-    assert result.accuracy["cdni"] > result.accuracy["no_backprop"] + 5   # seeds 0-3: +10.5..+14.7
+    acc = result.final("acc")
+    assert acc["cdni"] > acc["no_backprop"] + 5   # seeds 0-3: +10.5..+14.7
 
 
 def test_nb03_exercise_checkers_accept_right_and_reject_wrong_answers():
@@ -210,7 +209,7 @@ def test_nb03_exercise_checkers_accept_right_and_reject_wrong_answers():
 
 
 def test_step_times_reports_every_setup():
-    from dni_lite.mlp import step_times
+    from dni_lite.experiments.mlp import step_times
     ms = step_times(depth=2, width=32, batch_size=16, repeats=3, warmup=1)
     assert set(ms) == {"backprop", "dni_linear", "dni_mlp", "cdni_linear", "no_backprop"}
     assert all(t > 0 for t in ms.values())

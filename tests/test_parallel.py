@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from dni_lite import bench
-from dni_lite.parallel import (ParallelConfig, WorkerError, load_data, run_worker,
-                               train_in_process, train_parallel)
+from dni_lite.parallel import ParallelConfig, WorkerError, bench, train_in_process, train_parallel
+from dni_lite.parallel.stage import load_data
+from dni_lite.parallel.worker import run_worker
 
 SMALL = dict(width=32, depth=3, batch_size=16, seed=3)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dni_lite.representations import linear_cka, linear_probe
+from dni_lite.experiments.representations import linear_cka, linear_probe
 
 
 def _data(n=200, d=12, seed=0):

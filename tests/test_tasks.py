@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from dni_lite.tasks import (SHAKESPEARE_SHA256, Curriculum, batchify, copy_batch, load_corpus,
-                            planted_entropy, planted_stream, repeat_copy_batch, sha256_of,
+from dni_lite.data.datasets import file_sha256
+from dni_lite.data.tasks import (SHAKESPEARE_SHA256, Curriculum, batchify, copy_batch, load_corpus,
+                            planted_entropy, planted_stream, repeat_copy_batch,
                             symbol_batch, DATA_DIR, SHAKESPEARE)
 
 
@@ -72,7 +73,7 @@ def test_symbol_batch_masks_the_steps_without_a_dependency():
 
 
 def test_shipped_corpus_matches_its_checksum_and_splits():
-    assert sha256_of(DATA_DIR / SHAKESPEARE) == SHAKESPEARE_SHA256
+    assert file_sha256(DATA_DIR / SHAKESPEARE) == SHAKESPEARE_SHA256
     readme = (DATA_DIR / "README.md").read_text()
     assert SHAKESPEARE_SHA256 in readme
     c = load_corpus("shakespeare")
@@ -91,7 +92,7 @@ def test_corpus_checksum_mismatch_is_refused(tmp_path):
         load_corpus(str(path), sha256="f" * 64)
     c = load_corpus(str(path))                                         # any user file loads
     assert c.chars == "".join(sorted(set("hello world, ")))
-    c2 = load_corpus(str(path), sha256=sha256_of(path))
+    c2 = load_corpus(str(path), sha256=file_sha256(path))
     assert torch.equal(c.train, c2.train)
     with pytest.raises(ValueError, match="source"):
         load_corpus(str(tmp_path / "missing.txt"))

@@ -1,7 +1,7 @@
 """The timeline simulator against cases whose answer is known in closed form."""
 import pytest
 
-from dni_lite.timeline import (MODES, Costs, backprop_idle_fraction, compare, simulate,
+from dni_lite.experiments.timeline import (MODES, Costs, backprop_idle_fraction, compare, simulate,
                                speedup_curve)
 
 
@@ -28,14 +28,14 @@ def test_backprop_with_delay_and_unequal_costs_matches_formula():
 def test_sg_pipeline_fill_formula(k, n):
     # equal costs f = b = 1, no synth cost, no delay: worker i starts i steps late,
     # then one minibatch every 2 units -> makespan 2n + k - 1
-    t = simulate(Costs.uniform(k, 1.0, 1.0), "sg", minibatches=n)
+    t = simulate(Costs.uniform(k, 1.0, 1.0), "decoupled", minibatches=n)
     assert t.makespan == pytest.approx(2 * n + k - 1)
     assert t.speedup == pytest.approx(2 * k * n / (2 * n + k - 1))
 
 
 def test_sg_with_synth_and_delay_formula():
     k, n, f, b, s, c = 4, 7, 1.0, 2.0, 0.5, 0.3
-    t = simulate(Costs.uniform(k, f, b, s, c), "sg", minibatches=n)
+    t = simulate(Costs.uniform(k, f, b, s, c), "decoupled", minibatches=n)
     period = f + s + b
     expected = (n - 1) * period + max((k - 2) * (f + c) + period, (k - 1) * (f + c) + f + b)
     assert t.makespan == pytest.approx(expected)
@@ -52,7 +52,7 @@ def test_unlocked_reaches_k_times_throughput(k):
 
 def test_speedup_approaches_k_as_minibatches_grow():
     k = 4
-    sg = [simulate(Costs.uniform(k, 1.0, 1.0), "sg", n).speedup for n in (1, 10, 100, 1000)]
+    sg = [simulate(Costs.uniform(k, 1.0, 1.0), "decoupled", n).speedup for n in (1, 10, 100, 1000)]
     assert sg == sorted(sg) and sg[-1] > 0.99 * k and sg[0] < 0.5 * k
 
 
@@ -60,7 +60,7 @@ def test_synthesizer_cost_is_paid_per_synthesizer():
     t = simulate(Costs.uniform(3, 1.0, 1.0, synth=0.5), "unlocked", minibatches=2)
     # bottom and top host one synthesizer, the middle module two (input and gradient)
     assert t.busy == pytest.approx([2 * 2.5, 2 * 3.0, 2 * 2.5])
-    s = simulate(Costs.uniform(3, 1.0, 1.0, synth=0.5), "sg", minibatches=2)
+    s = simulate(Costs.uniform(3, 1.0, 1.0, synth=0.5), "decoupled", minibatches=2)
     assert s.busy == pytest.approx([2 * 2.5, 2 * 2.5, 2 * 2.0])
 
 
@@ -84,14 +84,14 @@ def test_speedup_curve_shapes():
     curve = speedup_curve([1, 2, 4], minibatches=50)
     assert curve["backprop"] == pytest.approx([1.0, 1.0, 1.0])
     assert curve["unlocked"] == pytest.approx([1.0, 2.0, 4.0])
-    assert curve["sg"][0] == pytest.approx(1.0) and 1.0 < curve["sg"][2] < 4.0
+    assert curve["decoupled"][0] == pytest.approx(1.0) and 1.0 < curve["decoupled"][2] < 4.0
 
 
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="mode"):
         simulate(Costs.uniform(2), "async")
     with pytest.raises(ValueError, match="minibatches"):
-        simulate(Costs.uniform(2), "sg", 0)
+        simulate(Costs.uniform(2), "decoupled", 0)
     with pytest.raises(ValueError, match="backward"):
         Costs([1.0, 1.0], [1.0])
     with pytest.raises(ValueError, match=r"forward\[1\]"):
@@ -101,14 +101,15 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="modules"):
         Costs.uniform(0)
     with pytest.raises(ValueError, match="zero"):
-        simulate(Costs.uniform(2, 0.0, 0.0), "sg")
+        simulate(Costs.uniform(2, 0.0, 0.0), "decoupled")
     with pytest.raises(ValueError, match="costs"):
-        simulate({"forward": [1]}, "sg")
+        simulate({"forward": [1]}, "decoupled")
 
 
 def test_locking_panel_redraws_when_a_slider_moves():
-    from dni_lite.timeline_plots import LockingPanel
-    panel = LockingPanel(modules=4, synth=0.0, minibatches=8)
+    from dni_lite.display.timeline_plots import LockingPanel
+    from dni_lite.experiments.timeline import LockingSettings
+    panel = LockingPanel(LockingSettings(modules=4, synth=0.0, minibatches=8))
     assert "backprop: speed-up 1.00x, mean idle 75%" in panel.readout_text
     bars_before = len(panel.figure.data[0].x)
     panel.controls["modules"].value = 8

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from dni_lite.mlp import MLP, DecoupledMLP, compare_mlp
-from dni_lite.unlock import (SyntheticInput, Unlocking, UnlockedMLP, compare_unlocked,
-                             complete_unlocking, input_step, run_to_end, stale_synthesizer_step,
+from dni_lite.experiments.mlp import MLP, DecoupledMLP, compare_mlp
+from dni_lite.runner import run_to_end
+from dni_lite.experiments.unlock import (SyntheticInput, Unlocking, UnlockedMLP, compare_unlocked,
+                             complete_unlocking, input_step, stale_synthesizer_step,
                              staleness, stochastic_updates)
 
 SMALL = dict(epochs=1, n_train=640, width=32, log_every=5)
@@ -49,15 +50,16 @@ def test_linear_synthetic_input_learns_an_affine_map_exactly():
     assert loss < 1e-4
 
 
-@pytest.mark.parametrize("context", ["dni", "cdni"])
-def test_p1_matches_notebook_03s_decoupled_run_exactly(context):
-    _, reference = run_to_end(compare_mlp(context="off" if context == "dni" else "on",
-                                          baseline=True, seed=3, synth_lr=1e-3, **SMALL))
-    _, ours = run_to_end(compare_unlocked({"sg": Unlocking(), "nb": None}, context=context,
+@pytest.mark.parametrize("method", ["dni", "cdni"])
+def test_p1_matches_notebook_03s_decoupled_run_exactly(method):
+    _, reference = run_to_end(compare_mlp(variants=method, no_backprop=True, seed=3,
+                                          synth_lr=1e-3, **SMALL))
+    _, ours = run_to_end(compare_unlocked({"sg": Unlocking(), "nb": None}, method=method,
                                           seed=3, synth_lr=1e-3, **SMALL))
-    assert ours.accuracy["sg"] == reference.accuracy[context]
-    assert ours.accuracy["nb"] == reference.accuracy["no_backprop"]
-    for a, b in zip(reference.setups[context].parameters(), ours.variants["sg"].setup.parameters()):
+    assert ours.final("acc")["sg"] == reference.final("acc")[method]
+    assert ours.final("acc")["nb"] == reference.final("acc")["no_backprop"]
+    for a, b in zip(reference.trainers[method].setup.parameters(),
+                    ours.trainers["sg"].setup.parameters()):
         assert torch.equal(a, b)          # layers and synthesizers, bit for bit
 
 
@@ -102,8 +104,8 @@ def test_stale_synthesizer_step_with_fresh_pair_equals_the_interface_loss():
     iface(h)
     target = torch.randn(16, 16) / 16
     expected = float(iface.synthesizer_loss(target).detach())
-    got = stale_synthesizer_step(iface, torch.optim.SGD(iface.parameters(), lr=0.0), h, None,
-                                 target)
+    got = stale_synthesizer_step(iface.synthesizer, torch.optim.SGD(iface.parameters(), lr=0.0),
+                                 h, None, target)
     assert got == pytest.approx(expected)
 
 
@@ -113,7 +115,7 @@ def test_forward_unlocking_feeds_layers_synthetic_inputs_and_the_error_falls():
     first, last = rows[0], rows[-1]
     for layer in ("L2", "L3"):
         assert last[f"input_err/u/{layer}"] < first[f"input_err/u/{layer}"]
-    assert set(result.variants["u"].inputs) == {1, 2}
+    assert set(result.trainers["u"].inputs) == {1, 2}
     top = UnlockedMLP(_setup(), Unlocking(forward="top"))
     assert list(top.inputs) == [2]
 
@@ -138,7 +140,7 @@ def test_bad_settings_are_rejected():
         UnlockedMLP(DecoupledMLP(MLP(8, 3, 2, 16), "backprop", n_classes=3))
     with pytest.raises(ValueError, match="variants"):
         next(compare_unlocked({}))
-    with pytest.raises(ValueError, match="context"):
-        next(compare_unlocked({"a": Unlocking()}, context="backprop"))
+    with pytest.raises(ValueError, match="method"):
+        next(compare_unlocked({"a": Unlocking()}, method="backprop"))
     with pytest.raises(ValueError, match="delay"):
         next(staleness(delay=-2))

@@ -3,3 +3,5 @@
 Each checker takes the student's answer, verifies it by computation, and
 returns a one-line verdict; ``None`` means "not attempted yet".
 """
+
+NOT_YET = "Not attempted yet: replace None with your answer and run the cell again."

@@ -1,9 +1,9 @@
 """Exercise checkers for notebook 00 (locking and the timeline simulator)."""
 from __future__ import annotations
 
-from ..timeline import Costs, simulate
+from ..experiments.timeline import Costs, simulate
+from . import NOT_YET
 
-NOT_YET = "Not attempted yet: replace None with your answer and run the cell again."
 
 
 def check_idle_fraction(idle: float | None) -> str:
@@ -30,7 +30,7 @@ def check_minibatches_for_3x(minibatches: int | None) -> str:
         return "Not yet: the answer is a positive whole number of minibatches."
 
     def speedup(n: int) -> float:
-        return simulate(Costs.uniform(4, 1.0, 1.0), "sg", minibatches=n).speedup
+        return simulate(Costs.uniform(4, 1.0, 1.0), "decoupled", minibatches=n).speedup
 
     if speedup(minibatches) >= 3 and (minibatches == 1 or speedup(minibatches - 1) < 3):
         return "Correct: 2KN / (2N + K - 1) first reaches 3 at N = 5."

@@ -6,12 +6,12 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..deep_linear import DeepLinearNet, true_signals
+from ..experiments.deep_linear import DeepLinearNet, true_signals
 from ..feedback import FixedSynthesizer
-from ..linear import squared_loss
-from ..representations import linear_cka
+from ..experiments.linear import squared_loss
+from ..experiments.representations import linear_cka
+from . import NOT_YET
 
-NOT_YET = "Not attempted yet: replace None with your answer and run the cell again."
 
 
 def check_linear_cka(my_cka: Callable[[Tensor, Tensor], float] | None) -> str:

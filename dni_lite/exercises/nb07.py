@@ -1,9 +1,9 @@
 """Exercise checkers for notebook 07 (decoupled training in parallel)."""
 from __future__ import annotations
 
-from ..timeline import Costs, simulate
+from ..experiments.timeline import Costs, simulate
+from . import NOT_YET
 
-NOT_YET = "Not attempted yet: replace None with your answer and run the cell again."
 
 
 def _number(value: object) -> bool:
@@ -18,7 +18,7 @@ def check_pipeline_throughput(examples_per_s: float | None) -> str:
         return NOT_YET
     if not _number(examples_per_s) or examples_per_s <= 0:
         return "Not yet: the answer is a positive number of examples per second."
-    t = simulate(Costs([0.001, 0.002], [0.002, 0.004], [0.001, 0.0]), "sg", minibatches=2000)
+    t = simulate(Costs([0.001, 0.002], [0.002, 0.004], [0.001, 0.0]), "decoupled", minibatches=2000)
     truth = t.throughput * 64
     if abs(examples_per_s - truth) / truth < 0.02:
         return ("Correct: in steady state the slowest worker sets the pace: 64 examples "

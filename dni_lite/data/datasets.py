@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .validate import check_choice, check_float, check_int
+from ..validate import check_choice, check_float, check_int
 
 DATASETS = ("mnist1d", "digits", "mnist")
 
@@ -49,7 +49,7 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-DEFAULT_MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -113,6 +113,15 @@ def minibatch_indices(n: int, batch_size: int, generator: torch.Generator) -> It
             yield order[start:start + batch_size]
 
 
+def sampled_batches(x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator
+                    ) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless ``(x, y)`` minibatches drawn with replacement from ``generator``."""
+    check_int("batch_size", batch_size, 1)
+    while True:
+        idx = torch.randint(0, x.shape[0], (batch_size,), generator=generator)
+        yield x[idx], y[idx]
+
+
 def standardise(x: np.ndarray, x_test: np.ndarray, eps: float = 1e-6
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale both splits with the training split's per-feature mean and std.
@@ -141,13 +150,19 @@ def _mnist1d_cached() -> tuple[np.ndarray, ...]:
     return d["x"], d["y"], d["x_test"], d["y_test"]
 
 
-def _digits(seed: int) -> tuple[np.ndarray, ...]:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8x8 digits (shipped with it): pixel rows and labels."""
     from sklearn.datasets import load_digits
     d = load_digits()
-    order = np.random.default_rng(seed).permutation(len(d.target))
+    return d.data, d.target
+
+
+def _digits(seed: int) -> tuple[np.ndarray, ...]:
+    data, target = digits_arrays()
+    order = np.random.default_rng(seed).permutation(len(target))
     n_test = len(order) // 5                   # a fixed, seeded 80/20 split
     test, train = order[:n_test], order[n_test:]
-    return d.data[train], d.target[train], d.data[test], d.target[test]
+    return data[train], target[train], data[test], target[test]
 
 
 def _mnist(directory: Path) -> tuple[np.ndarray, ...]:

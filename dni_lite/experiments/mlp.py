@@ -27,9 +27,9 @@ computes the real dL/dh_k on the side, for diagnostics only.
 """
 from __future__ import annotations
 
-import math
+import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -37,17 +37,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from .data import DATASETS, load_dataset, minibatch_indices
-from .diagnostics import cosine_similarity
-from .interface import DecoupledInterface
-from .synthesizer import KINDS, Synthesizer
-from .validate import check_bool, check_choice, check_float, check_int
+from ..data.datasets import DATASETS, Dataset, load_dataset, minibatch_indices
+from ..diagnostics import accuracy, cosine_similarity
+from ..interface import DecoupledInterface, label_context
+from ..runner import Result, Row, Settings, lockstep, run_to_end, seeded
+from ..synthesizer import KINDS, Synthesizer
+from ..validate import check_bool, check_choice, check_float, check_int
 
 BOUNDARY_MODES = ("backprop", "dni", "cdni", "none")
 SG_MODES = ("dni", "cdni")
 # Which boundaries the DNI/cDNI variants of compare_mlp decouple (the rest stay backprop).
 CUT_PATTERNS = ("all", "alternate", "top", "bottom")
 VARIANTS = ("no_backprop", "backprop", "dni", "cdni")
+# Which synthetic-gradient variants compare_mlp trains beside backprop.
+SG_VARIANTS = ("dni", "cdni", "both")
 
 
 class MLP(nn.Module):
@@ -246,14 +249,14 @@ class DecoupledMLP:
     def step(self, x: Tensor, y: Tensor, diagnose: bool = False) -> dict[str, float]:
         """One training step on a batch, stage by stage, bottom to top.
 
-        Returns the training loss and, per decoupled boundary k, the
-        synthesizer loss ``synth_loss/L{k+1}``; with ``diagnose`` also the
+        Returns the training loss ``train_loss`` and, per decoupled boundary k,
+        the synthesizer loss ``synth_loss/L{k+1}``; with ``diagnose`` also the
         cosine ``cos/L{k+1}`` between the synthetic and the true gradient
         (computed on the side before any weight moves).
         """
         self.model.train()
         truth = true_gradients(self.model, x, y) if diagnose else None
-        context = F.one_hot(y, self.n_classes).float()
+        context = label_context(y, self.n_classes)
         metrics: dict[str, float] = {}
         h: Tensor = x
         below: int | None = None          # the boundary under the current stage
@@ -271,7 +274,7 @@ class DecoupledMLP:
                 metrics[f"synth_loss/{key}"] = synthesizer_step(
                     self.interfaces[below], self.synth_optimizers[below], result.grad_in)
             if result.loss is not None:
-                metrics["loss"] = result.loss
+                metrics["train_loss"] = result.loss
             if iface is not None and truth is not None:
                 metrics[f"cos/L{top + 1}"] = cosine_similarity(iface.synthetic_gradient,
                                                                truth[top])
@@ -284,16 +287,6 @@ class DecoupledMLP:
         for iface in self.interfaces:
             if iface is not None:
                 yield from iface.parameters()
-
-
-def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    """Classification accuracy in percent, with the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        acc = 100.0 * float((model(x).argmax(dim=1) == y).float().mean())
-    model.train(was_training)
-    return acc
 
 
 def cut_modes(depth: int, mode: str, cut: str = "all") -> list[str]:
@@ -310,133 +303,151 @@ def cut_modes(depth: int, mode: str, cut: str = "all") -> list[str]:
     return [mode if k in chosen else "backprop" for k in range(depth)]
 
 
-@dataclass
-class CompareResult:
-    """Final test accuracies (percent) and the trained setups of ``compare_mlp``."""
+@dataclass(frozen=True)
+class MLPSettings(Settings):
+    """Notebook 03's experiment: copies of one MLP, each with other boundaries.
 
-    accuracy: dict[str, float]
-    setups: dict[str, DecoupledMLP] = field(repr=False)
-    step_time: dict[str, float] = field(default_factory=dict)
+    ``variants`` picks the synthetic-gradient copies (``"dni"``, ``"cdni"``,
+    ``"both"``) and ``cut`` the boundaries they decouple; ``no_backprop``
+    adds the copy in which only the output layer learns. ``kind``,
+    ``synth_hidden``, ``zero_init``, ``synth_lr``: the synthesizers; ``lr``:
+    the layers (Adam). ``diagnose_every``: measure cosines to the true
+    gradient every so many steps (0: never). ``n_train``: keep only that many
+    training examples (quick runs).
+    """
+
+    dataset: str = "mnist1d"
+    depth: int = 3
+    width: int = 256
+    cut: str = "all"
+    variants: str = "both"
+    no_backprop: bool = True
+    kind: str = "linear"
+    synth_hidden: int = 256
+    zero_init: bool = True
+    lr: float = 1e-3
+    synth_lr: float = 3e-3
+    batch_size: int = 128
+    epochs: int = 15
+    seed: int = 0
+    batchnorm: bool = True
+    log_every: int = 20
+    diagnose_every: int = 4
+    n_train: int | None = None
+
+    def validate(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_int("depth", self.depth, 1, 16)
+        check_int("width", self.width, 1, 4096)
+        check_choice("cut", self.cut, CUT_PATTERNS)
+        check_choice("variants", self.variants, SG_VARIANTS)
+        check_bool("no_backprop", self.no_backprop)
+        check_choice("kind", self.kind, KINDS)
+        check_int("synth_hidden", self.synth_hidden, 1, 4096)
+        check_bool("zero_init", self.zero_init)
+        check_float("lr", self.lr, 0.0, 1.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, 1.0, low_open=True)
+        check_int("batch_size", self.batch_size, 2)
+        check_int("epochs", self.epochs, 1)
+        check_int("seed", self.seed, 0)
+        check_bool("batchnorm", self.batchnorm)
+        check_int("log_every", self.log_every, 1)
+        check_int("diagnose_every", self.diagnose_every, 0)
+        if self.n_train is not None:
+            check_int("n_train", self.n_train, 2)
 
 
-def compare_mlp(dataset: str = "mnist1d", depth: int = 3, width: int = 256, cut: str = "all",
-                context: str = "both", baseline: bool = True, kind: str = "linear",
-                synth_hidden: int = 256, zero_init: bool = True, lr: float = 1e-3,
-                synth_lr: float = 3e-3, batch_size: int = 128, epochs: int = 15, seed: int = 0,
-                batchnorm: bool = True, log_every: int = 20, diagnose_every: int = 4,
-                n_train: int | None = None) -> Iterator[dict[str, float]]:
+class MLPTrainer:
+    """A ``DecoupledMLP`` as a side-by-side variant: diagnoses every ``diagnose_every`` steps."""
+
+    def __init__(self, setup: DecoupledMLP, diagnose_every: int = 0) -> None:
+        self.setup, self.diagnose_every, self.steps = setup, diagnose_every, 0
+
+    @property
+    def model(self) -> MLP:
+        return self.setup.model
+
+    def step(self, x: Tensor, y: Tensor) -> Row:
+        self.steps += 1
+        diagnose = self.diagnose_every > 0 and self.steps % self.diagnose_every == 0
+        return self.setup.step(x, y, diagnose=diagnose)
+
+
+def epoch_batches(data: Dataset, batch_size: int, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The minibatch stream every MLP experiment shares: epochs of a seeded shuffle."""
+    for idx in minibatch_indices(data.x.shape[0], batch_size,
+                                 torch.Generator().manual_seed(seed + 2)):
+        yield data.x[idx], data.y[idx]
+
+
+def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Row]:
     """Train backprop, DNI, cDNI and no-backprop copies of one MLP side by side.
 
-    All copies start from the same weights and see the same batches.
-    ``context`` picks the synthetic-gradient copies (``"off"``: DNI, ``"on"``:
-    cDNI, ``"both"``); ``cut`` picks the boundaries they decouple;
-    ``baseline`` adds the copy in which only the output layer learns.
-    Every ``log_every`` steps it yields the test accuracy of each copy
-    (``acc/<variant>``) and, per decoupled boundary, the mean cosine between
-    synthetic and true gradient (measured every ``diagnose_every`` steps; 0:
-    never) and
-    the mean synthesizer loss since the last row. Returns a ``CompareResult``
-    whose ``step_time`` is each copy's mean seconds per training step
-    (diagnostic steps excluded).
+    All copies start from the same weights and see the same batches; DNI and
+    cDNI start from the same synthesizer weights. Every ``log_every`` steps it
+    yields the test accuracy of each copy in percent (``acc/<variant>``), the
+    mean training loss (``train_loss/<variant>``) and, per decoupled boundary,
+    the mean synthesizer loss and cosine to the true gradient
+    (``synth_loss/<variant>/Lk``, ``cos/<variant>/Lk``). Returns a ``Result``.
     """
-    check_choice("dataset", dataset, DATASETS)
-    check_int("depth", depth, 1, 16)
-    check_int("width", width, 1, 4096)
-    check_choice("cut", cut, CUT_PATTERNS)
-    check_choice("context", context, ("off", "on", "both"))
-    check_bool("baseline", baseline)
-    check_choice("kind", kind, KINDS)
-    check_int("synth_hidden", synth_hidden, 1, 4096)
-    check_bool("zero_init", zero_init)
-    check_float("lr", lr, 0.0, 1.0, low_open=True)
-    check_float("synth_lr", synth_lr, 0.0, 1.0, low_open=True)
-    check_int("batch_size", batch_size, 2)
-    check_int("epochs", epochs, 1)
-    check_int("seed", seed, 0)
-    check_bool("batchnorm", batchnorm)
-    check_int("log_every", log_every, 1)
-    check_int("diagnose_every", diagnose_every, 0)
-    data = load_dataset(dataset, seed=seed, n_train=n_train)
-    variants = (["no_backprop"] if baseline else []) + ["backprop"] + \
-        {"off": ["dni"], "on": ["cdni"], "both": ["dni", "cdni"]}[context]
+    s = MLPSettings.build(settings, **overrides)
+    data = load_dataset(s.dataset, seed=s.seed, n_train=s.n_train)
+    variants = (["no_backprop"] if s.no_backprop else []) + ["backprop"] + \
+        {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]
+    modes = {"no_backprop": ["none"] * s.depth, "backprop": ["backprop"] * s.depth,
+             "dni": cut_modes(s.depth, "dni", s.cut), "cdni": cut_modes(s.depth, "cdni", s.cut)}
 
-    torch.manual_seed(seed)
-    init = MLP(data.in_dim, data.n_classes, depth, width, batchnorm).state_dict()
-    setups: dict[str, DecoupledMLP] = {}
+    with seeded(s.seed):
+        init = MLP(data.in_dim, data.n_classes, s.depth, s.width, s.batchnorm)
+    trainers = {}
     for variant in variants:
-        model = MLP(data.in_dim, data.n_classes, depth, width, batchnorm)
-        model.load_state_dict(init)
-        modes = {"no_backprop": ["none"] * depth, "backprop": ["backprop"] * depth,
-                 "dni": cut_modes(depth, "dni", cut), "cdni": cut_modes(depth, "cdni", cut)}
-        torch.manual_seed(seed + 1)      # identical synthesizer inits for DNI and cDNI
-        setups[variant] = DecoupledMLP(model, modes[variant], data.n_classes, kind=kind,
-                                       hidden_dim=synth_hidden, zero_init=zero_init, lr=lr,
-                                       synth_lr=synth_lr)
+        with seeded(s.seed + 1):         # identical synthesizer inits for DNI and cDNI
+            setup = DecoupledMLP(copy.deepcopy(init), modes[variant], data.n_classes,
+                                 kind=s.kind, hidden_dim=s.synth_hidden, zero_init=s.zero_init,
+                                 lr=s.lr, synth_lr=s.synth_lr)
+        trainers[variant] = MLPTrainer(setup, s.diagnose_every if variant in SG_MODES else 0)
 
-    n = data.x.shape[0]
-    batches = minibatch_indices(n, batch_size, torch.Generator().manual_seed(seed + 2))
-    steps_per_epoch = max(1, n // batch_size)       # the last partial batch is dropped
-    total = epochs * steps_per_epoch
-    window: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
-    timing = {v: [0.0, 0] for v in variants}
-    for step in range(1, total + 1):
-        idx = next(batches)
-        x, y = data.x[idx], data.y[idx]
-        diagnose = diagnose_every > 0 and step % diagnose_every == 0
-        for variant, setup in setups.items():
-            start = time.perf_counter()
-            metrics = setup.step(x, y, diagnose=diagnose and variant in SG_MODES)
-            if not diagnose:
-                timing[variant][0] += time.perf_counter() - start
-                timing[variant][1] += 1
-            window[variant].append(metrics)
-        if step % log_every == 0 or step == total:
-            row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
-            for variant, setup in setups.items():
-                row[f"acc/{variant}"] = accuracy(setup.model, data.x_test, data.y_test)
-                rows = window[variant]
-                row[f"loss/{variant}"] = _mean([r["loss"] for r in rows])
-                for key in sorted({k for r in rows for k in r if k != "loss"}):
-                    row[f"{key.split('/')[0]}/{variant}/{key.split('/')[1]}"] = \
-                        _mean([r[key] for r in rows if key in r])
-                rows.clear()
-            yield row
-    return CompareResult({v: accuracy(s.model, data.x_test, data.y_test) for v, s in setups.items()},
-                         setups, {v: t / max(c, 1) for v, (t, c) in timing.items()})
+    steps_per_epoch = max(1, data.x.shape[0] // s.batch_size)   # the last partial batch is dropped
+    result: Result = yield from lockstep(
+        trainers, epoch_batches(data, s.batch_size, s.seed), s.epochs * steps_per_epoch,
+        s.log_every, lambda name, t: {"acc": accuracy(t.model, data.x_test, data.y_test)},
+        header=lambda step: {"epoch": step / steps_per_epoch}, data=data)
+    return result
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
+@dataclass(frozen=True)
+class SweepSettings(MLPSettings):
+    """``compare_mlp`` at every depth of ``depths`` and seed of ``seeds`` (cosines off)."""
+
+    depths: tuple[int, ...] = (2, 4)
+    seeds: tuple[int, ...] = (0, 1)
+    diagnose_every: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.depths, tuple) or not self.depths:
+            raise ValueError(f"depths must be a non-empty tuple of depths, got {self.depths!r}")
+        if not isinstance(self.seeds, tuple) or not self.seeds:
+            raise ValueError(f"seeds must be a non-empty tuple of seeds, got {self.seeds!r}")
+        for d in self.depths:
+            check_int("depths[]", d, 1, 16)
+        for seed in self.seeds:
+            check_int("seeds[]", seed, 0)
 
 
-def sweep_depth(depths: Sequence[int] = (2, 4), seeds: Sequence[int] = (0, 1),
-                **settings) -> Iterator[dict[str, float]]:
-    """Run ``compare_mlp`` for every depth and seed: a Table-1-style sweep.
+def sweep_depth(settings: SweepSettings | None = None, **overrides) -> Iterator[Row]:
+    """A Table-1-style sweep: ``compare_mlp`` for every depth and seed.
 
     Yields one row per depth with the mean test error (percent) of each
     variant over the seeds (``err/<variant>``) and its spread (``std/<variant>``).
     Returns ``{variant: {depth: [error per seed]}}``; ``format_table`` prints it.
-    ``settings`` go to ``compare_mlp`` (diagnostics are off unless
-    ``diagnose_every`` is given: the table needs only accuracies).
     """
-    settings.setdefault("diagnose_every", 0)
-    if not depths or not seeds:
-        raise ValueError("depths and seeds must each name at least one value")
-    for d in depths:
-        check_int("depths[]", d, 1, 16)
-    for s in seeds:
-        check_int("seeds[]", s, 0)
+    s = SweepSettings.build(settings, **overrides)
     errors: dict[str, dict[int, list[float]]] = {}
-    for d in depths:
-        for s in seeds:
-            run = compare_mlp(depth=d, seed=s, **settings)
-            while True:
-                try:
-                    next(run)
-                except StopIteration as done:
-                    result: CompareResult = done.value
-                    break
-            for variant, acc in result.accuracy.items():
+    for d in s.depths:
+        for seed in s.seeds:
+            _, result = run_to_end(compare_mlp(s, depth=d, seed=seed))
+            for variant, acc in result.final("acc").items():
                 errors.setdefault(variant, {}).setdefault(d, []).append(100.0 - acc)
         row: dict[str, float] = {"depth": d}
         for variant, by_depth in errors.items():
@@ -480,16 +491,17 @@ def step_times(depth: int = 3, width: int = 256, batch_size: int = 128, in_dim: 
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, in_dim, generator=g)
     y = torch.randint(0, n_classes, (batch_size,), generator=g)
-    torch.manual_seed(seed)
-    init = MLP(in_dim, n_classes, depth, width).state_dict()
+    with seeded(seed):
+        init = MLP(in_dim, n_classes, depth, width).state_dict()
     configs = {"backprop": ("backprop", "linear"), "dni_linear": ("dni", "linear"),
                "dni_mlp": ("dni", "mlp"), "cdni_linear": ("cdni", "linear"),
                "no_backprop": ("none", "linear")}
     setups = {}
     for name, (mode, kind) in configs.items():
-        model = MLP(in_dim, n_classes, depth, width)
-        model.load_state_dict(init)
-        setups[name] = DecoupledMLP(model, mode, n_classes, kind=kind, hidden_dim=width)
+        with seeded(seed + 1):
+            model = MLP(in_dim, n_classes, depth, width)
+            model.load_state_dict(init)
+            setups[name] = DecoupledMLP(model, mode, n_classes, kind=kind, hidden_dim=width)
     samples: dict[str, list[float]] = {name: [] for name in setups}
     for i in range(warmup + repeats):
         for name, setup in setups.items():

@@ -23,24 +23,25 @@ measured on the real forward chain x -> layer 1 -> ... -> output.
 """
 from __future__ import annotations
 
+import copy
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import DATASETS, Dataset, load_dataset, minibatch_indices
-from .diagnostics import relative_error
-from .experiment import run_to_end  # noqa: F401  (re-exported for the notebooks)
-from .interface import DecoupledInterface
-from .mlp import MLP, DecoupledMLP, accuracy, layer_step, synthesizer_step
-from .synthesizer import KINDS
-from .validate import check_bool, check_choice, check_float, check_int
+from ..data.datasets import DATASETS, load_dataset
+from ..diagnostics import accuracy, relative_error
+from ..interface import DecoupledInterface, label_context, synthesizer_loss
+from ..runner import Result, Row, Settings, lockstep, seeded
+from ..synthesizer import KINDS
+from ..validate import check_bool, check_choice, check_float, check_int
+from .mlp import MLP, DecoupledMLP, epoch_batches, layer_step, synthesizer_step
 
 FORWARD_UNLOCK = ("none", "top", "all")
-CONTEXTS = ("dni", "cdni")
+SG_METHODS = ("dni", "cdni")
 
 
 class SyntheticInput(nn.Module):
@@ -88,15 +89,14 @@ def input_step(model: SyntheticInput, optimizer: torch.optim.Optimizer, x: Tenso
     return float(loss.detach())
 
 
-def stale_synthesizer_step(interface: DecoupledInterface, optimizer: torch.optim.Optimizer,
+def stale_synthesizer_step(synthesizer: nn.Module, optimizer: torch.optim.Optimizer,
                            h: Tensor, context: Tensor | None, target: Tensor) -> float:
     """Regress a synthesizer on an old pair: its prediction for ``h`` (now) toward ``target``.
 
-    ``target`` is a raw dL/dh of a batch-mean loss, as in ``synthesizer_loss``.
+    ``target`` is a raw dL/dh of a batch-mean loss that arrived late for ``h``.
     """
     optimizer.zero_grad(set_to_none=True)
-    prediction = interface.synthesizer(h, context)
-    loss = F.mse_loss(prediction, target.detach() * h.shape[0])
+    loss = synthesizer_loss(synthesizer, h, target, context)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
@@ -137,8 +137,8 @@ class UnlockedMLP:
                  seed: int = 0) -> None:
         if not isinstance(setup, DecoupledMLP):
             raise ValueError(f"setup must be a DecoupledMLP, got {type(setup).__name__}")
-        if any(mode not in CONTEXTS for mode in setup.modes):
-            raise ValueError(f"every boundary must be one of {list(CONTEXTS)}, got {setup.modes}")
+        if any(mode not in SG_METHODS for mode in setup.modes):
+            raise ValueError(f"every boundary must be one of {list(SG_METHODS)}, got {setup.modes}")
         if not isinstance(unlocking, Unlocking):
             raise ValueError(f"unlocking must be an Unlocking, got {type(unlocking).__name__}")
         check_float("input_lr", input_lr, 0.0, low_open=True)
@@ -169,7 +169,7 @@ class UnlockedMLP:
         s, u = self.setup, self.unlocking
         depth = self.model.depth
         self.model.train()
-        context = F.one_hot(y, s.n_classes).float()
+        context = label_context(y, s.n_classes)
         fires = [True] * (depth + 1) if u.p == 1 else \
             (torch.rand(depth + 1, generator=self._coins) < u.p).tolist()
         metrics: dict[str, float] = {}
@@ -195,7 +195,7 @@ class UnlockedMLP:
                 if loss is not None:
                     metrics[f"synth_loss/L{below + 1}"] = loss
             if result.loss is not None:
-                metrics["loss"] = result.loss
+                metrics["train_loss"] = result.loss
             h = result.h_out
             if h is not None:
                 outputs.append(h.detach())
@@ -213,7 +213,7 @@ class UnlockedMLP:
         if len(queue) <= d:
             return None                               # nothing has arrived yet
         h_old, ctx_old, target_old = queue.popleft()
-        return stale_synthesizer_step(iface, opt, h_old, ctx_old, target_old)
+        return stale_synthesizer_step(iface.synthesizer, opt, h_old, ctx_old, target_old)
 
     def _regress_input(self, layer: int, x: Tensor, real: Tensor) -> None:
         queue = self._real_inputs[layer]
@@ -224,21 +224,56 @@ class UnlockedMLP:
         input_step(self.inputs[layer], self.input_optimizers[layer], x_old, real_old)
 
 
-@dataclass
-class UnlockResult:
-    """Final test accuracies (percent) and the trained variants of ``compare_unlocked``."""
+@dataclass(frozen=True)
+class UnlockSettings(Settings):
+    """The MLP, synthesizers and synthetic-input models of notebook 04's experiments.
 
-    accuracy: dict[str, float]
-    variants: dict[str, object] = field(repr=False)
+    ``method``: every boundary is ``"dni"`` or ``"cdni"``; ``input_kind``,
+    ``input_hidden``, ``input_lr``: the synthetic-input models. The other
+    fields mean what they mean in ``mlp.MLPSettings``.
+    """
+
+    dataset: str = "mnist1d"
+    depth: int = 3
+    width: int = 256
+    method: str = "cdni"
+    kind: str = "linear"
+    synth_hidden: int = 256
+    lr: float = 1e-3
+    synth_lr: float = 1e-3
+    input_kind: str = "mlp"
+    input_hidden: int = 256
+    input_lr: float = 3e-3
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 0
+    batchnorm: bool = True
+    log_every: int = 20
+    n_train: int | None = None
+
+    def validate(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_int("depth", self.depth, 1, 16)
+        check_int("width", self.width, 1, 4096)
+        check_choice("method", self.method, SG_METHODS)
+        check_choice("kind", self.kind, KINDS)
+        check_int("synth_hidden", self.synth_hidden, 1, 4096)
+        check_float("lr", self.lr, 0.0, 1.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, 1.0, low_open=True)
+        check_choice("input_kind", self.input_kind, KINDS)
+        check_int("input_hidden", self.input_hidden, 1, 4096)
+        check_float("input_lr", self.input_lr, 0.0, 1.0, low_open=True)
+        check_int("batch_size", self.batch_size, 2)
+        check_int("epochs", self.epochs, 1)
+        check_int("seed", self.seed, 0)
+        check_bool("batchnorm", self.batchnorm)
+        check_int("log_every", self.log_every, 1)
+        if self.n_train is not None:
+            check_int("n_train", self.n_train, 2)
 
 
-def compare_unlocked(variants: dict[str, Unlocking | None], dataset: str = "mnist1d",
-                     depth: int = 3, width: int = 256, context: str = "cdni", kind: str = "linear",
-                     synth_hidden: int = 256, lr: float = 1e-3, synth_lr: float = 1e-3,
-                     input_kind: str = "mlp", input_hidden: int = 256, input_lr: float = 3e-3,
-                     batch_size: int = 128, epochs: int = 10, seed: int = 0,
-                     batchnorm: bool = True, log_every: int = 20, n_train: int | None = None
-                     ) -> Iterator[dict[str, float]]:
+def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSettings | None = None,
+                     **overrides) -> Iterator[Row]:
     """Train several unlocked variants of one MLP side by side, as ``compare_mlp`` does.
 
     ``variants`` maps a name to an ``Unlocking`` (or to ``None``: the
@@ -246,101 +281,100 @@ def compare_unlocked(variants: dict[str, Unlocking | None], dataset: str = "mnis
     weights, synthesizer initialisation and batch order are those of
     ``compare_mlp`` for the same seed, so ``Unlocking()`` (p=1, no delay,
     forward-locked) reproduces its DNI/cDNI copy exactly. Every ``log_every``
-    steps it yields ``acc/<name>``, ``loss/<name>`` and, per boundary or
+    steps it yields ``acc/<name>``, ``train_loss/<name>`` and, per boundary or
     layer, ``synth_loss/<name>/Lk`` and ``input_err/<name>/Lk`` (means since
-    the last row). Returns an ``UnlockResult``.
+    the last row). Returns a ``Result``.
     """
     if not isinstance(variants, dict) or not variants:
         raise ValueError("variants must map at least one name to an Unlocking or None")
     for name, v in variants.items():
         if v is not None and not isinstance(v, Unlocking):
             raise ValueError(f"variants[{name!r}] must be an Unlocking or None, got {v!r}")
-    check_choice("dataset", dataset, DATASETS)
-    check_int("depth", depth, 1, 16)
-    check_int("width", width, 1, 4096)
-    check_choice("context", context, CONTEXTS)
-    check_choice("kind", kind, KINDS)
-    check_int("synth_hidden", synth_hidden, 1, 4096)
-    check_float("lr", lr, 0.0, 1.0, low_open=True)
-    check_float("synth_lr", synth_lr, 0.0, 1.0, low_open=True)
-    check_choice("input_kind", input_kind, KINDS)
-    check_int("input_hidden", input_hidden, 1, 4096)
-    check_float("input_lr", input_lr, 0.0, 1.0, low_open=True)
-    check_int("batch_size", batch_size, 2)
-    check_int("epochs", epochs, 1)
-    check_int("seed", seed, 0)
-    check_bool("batchnorm", batchnorm)
-    check_int("log_every", log_every, 1)
-    data: Dataset = load_dataset(dataset, seed=seed, n_train=n_train)
+    s = UnlockSettings.build(settings, **overrides)
+    data = load_dataset(s.dataset, seed=s.seed, n_train=s.n_train)
 
-    torch.manual_seed(seed)                       # the same draws as compare_mlp
-    init = MLP(data.in_dim, data.n_classes, depth, width, batchnorm).state_dict()
+    with seeded(s.seed):                          # the same draws as compare_mlp
+        init = MLP(data.in_dim, data.n_classes, s.depth, s.width, s.batchnorm)
     trainers: dict[str, object] = {}
     for name, unlocking in variants.items():
-        model = MLP(data.in_dim, data.n_classes, depth, width, batchnorm)
-        model.load_state_dict(init)
-        torch.manual_seed(seed + 1)
-        modes = ["none"] * depth if unlocking is None else [context] * depth
-        setup = DecoupledMLP(model, modes, data.n_classes, kind=kind, hidden_dim=synth_hidden,
-                             lr=lr, synth_lr=synth_lr)
-        trainers[name] = setup if unlocking is None else UnlockedMLP(
-            setup, unlocking, input_kind=input_kind, input_hidden=input_hidden,
-            input_lr=input_lr, seed=seed)
+        with seeded(s.seed + 1):
+            modes = ["none"] * s.depth if unlocking is None else [s.method] * s.depth
+            setup = DecoupledMLP(copy.deepcopy(init), modes, data.n_classes, kind=s.kind,
+                                 hidden_dim=s.synth_hidden, lr=s.lr, synth_lr=s.synth_lr)
+            trainers[name] = setup if unlocking is None else UnlockedMLP(
+                setup, unlocking, input_kind=s.input_kind, input_hidden=s.input_hidden,
+                input_lr=s.input_lr, seed=s.seed)
 
-    n = data.x.shape[0]
-    batches = minibatch_indices(n, batch_size, torch.Generator().manual_seed(seed + 2))
-    steps_per_epoch = max(1, n // batch_size)       # the same batches as compare_mlp
-    total = epochs * steps_per_epoch
-    window: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
-    for step in range(1, total + 1):
-        idx = next(batches)
-        x, y = data.x[idx], data.y[idx]
-        for name, trainer in trainers.items():
-            window[name].append(trainer.step(x, y))
-        if step % log_every == 0 or step == total:
-            row: dict[str, float] = {"step": step, "epoch": step / steps_per_epoch}
-            for name, trainer in trainers.items():
-                row[f"acc/{name}"] = accuracy(trainer.model, data.x_test, data.y_test)
-                rows = window[name]
-                for key in sorted({k for r in rows for k in r}):
-                    values = [r[key] for r in rows if key in r]
-                    head, _, tail = key.partition("/")
-                    row[f"{head}/{name}/{tail}" if tail else f"{head}/{name}"] = \
-                        sum(values) / len(values)
-                rows.clear()
-            yield row
-    return UnlockResult({name: accuracy(t.model, data.x_test, data.y_test)
-                         for name, t in trainers.items()}, trainers)
+    steps_per_epoch = max(1, data.x.shape[0] // s.batch_size)   # the same batches as compare_mlp
+    result: Result = yield from lockstep(
+        trainers, epoch_batches(data, s.batch_size, s.seed), s.epochs * steps_per_epoch,
+        s.log_every, lambda name, t: {"acc": accuracy(t.model, data.x_test, data.y_test)},
+        header=lambda step: {"epoch": step / steps_per_epoch}, data=data)
+    return result
 
 
 # -- notebook 04's three experiments (thin wrappers around compare_unlocked) ----------
 
-def stochastic_updates(p: float = 0.2, **settings) -> Iterator[dict[str, float]]:
+@dataclass(frozen=True)
+class StochasticSettings(UnlockSettings):
+    """``p``: the probability that a layer updates at a step."""
+
+    p: float = 0.2
+
+    def validate(self) -> None:
+        super().validate()
+        check_float("p", self.p, 0.0, 1.0)
+
+
+def stochastic_updates(settings: StochasticSettings | None = None, **overrides) -> Iterator[Row]:
     """Every layer updates with probability ``p`` per step (``"stochastic"``), next to the
     same network updating every step (``"every_step"``) and the no-backprop baseline."""
-    check_float("p", p, 0.0, 1.0)
+    s = StochasticSettings.build(settings, **overrides)
     return compare_unlocked({"no_backprop": None, "every_step": Unlocking(),
-                             "stochastic": Unlocking(p=p)}, **settings)
+                             "stochastic": Unlocking(p=s.p)}, s)
 
 
-def staleness(delay: int = 16, forward_unlock: bool = False, **settings
-              ) -> Iterator[dict[str, float]]:
+@dataclass(frozen=True)
+class StalenessSettings(UnlockSettings):
+    """``delay``: steps late at which targets arrive; ``forward_unlock``: real inputs too."""
+
+    delay: int = 16
+    forward_unlock: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        check_int("delay", self.delay, 0, 1000)
+        check_bool("forward_unlock", self.forward_unlock)
+
+
+def staleness(settings: StalenessSettings | None = None, **overrides) -> Iterator[Row]:
     """Synthesizer targets (and, with ``forward_unlock``, real inputs) arriving
     0, ``delay // 4`` and ``delay`` steps late: variants ``"d0"``, ``"d_quarter"``, ``"d_full"``."""
-    check_int("delay", delay, 0, 1000)
-    check_bool("forward_unlock", forward_unlock)
-    forward = "all" if forward_unlock else "none"
+    s = StalenessSettings.build(settings, **overrides)
+    forward = "all" if s.forward_unlock else "none"
     return compare_unlocked({"d0": Unlocking(forward=forward),
-                             "d_quarter": Unlocking(delay=delay // 4, forward=forward),
-                             "d_full": Unlocking(delay=delay, forward=forward)}, **settings)
+                             "d_quarter": Unlocking(delay=s.delay // 4, forward=forward),
+                             "d_full": Unlocking(delay=s.delay, forward=forward)}, s)
 
 
-def complete_unlocking(forward: str = "all", p: float = 1.0, **settings
-                       ) -> Iterator[dict[str, float]]:
+@dataclass(frozen=True)
+class CompleteUnlockingSettings(UnlockSettings):
+    """``forward``: which layers run on synthetic inputs; ``p``: update probability."""
+
+    forward: str = "all"
+    p: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("forward", self.forward, FORWARD_UNLOCK)
+        check_float("p", self.p, 0.0, 1.0)
+
+
+def complete_unlocking(settings: CompleteUnlockingSettings | None = None, **overrides
+                       ) -> Iterator[Row]:
     """Synthetic inputs for the layers ``forward`` picks, plus synthetic gradients everywhere
     (``"unlocked"``), next to the forward-locked DNI network (``"update_decoupled"``) and the
     no-backprop baseline."""
-    check_choice("forward", forward, FORWARD_UNLOCK)
-    check_float("p", p, 0.0, 1.0)
-    return compare_unlocked({"no_backprop": None, "update_decoupled": Unlocking(p=p),
-                             "unlocked": Unlocking(p=p, forward=forward)}, **settings)
+    s = CompleteUnlockingSettings.build(settings, **overrides)
+    return compare_unlocked({"no_backprop": None, "update_decoupled": Unlocking(p=s.p),
+                             "unlocked": Unlocking(p=s.p, forward=s.forward)}, s)

@@ -18,7 +18,9 @@ The synthesizer is ``dni_lite.Synthesizer`` on the ``2 x hidden`` vector
 (h, c), in the same per-example units as everywhere in dni_lite (batch size x
 dL/ds of the batch-mean loss). The feed-forward ``DecoupledInterface`` is not
 used: here the cut's two ends are the end of one update and the start of the
-next, so the prediction is injected and the target read in the same step.
+next, so the prediction is injected and the target read in the same step,
+through the same functions (``synthetic_gradient``, ``synthesizer_loss``),
+each called with the state its gradient belongs to.
 
 ``aux_weight > 0`` adds the paper's auxiliary-task variant: a linear head on
 every hidden state of the chunk is trained to predict the synthetic gradient
@@ -26,20 +28,21 @@ the chunk will receive at its end, and that extra loss shapes the core.
 """
 from __future__ import annotations
 
+import itertools
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .experiment import run_to_end  # noqa: F401  (re-exported for the notebooks)
-from .synthesizer import Synthesizer
-from .tasks import (Corpus, Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
-                    planted_entropy, planted_stream, repeat_copy_batch, symbol_batch)
-from .validate import check_bool, check_choice, check_float, check_int
+from ..data.tasks import (Corpus, Curriculum, SequenceBatch, batchify, copy_batch, load_corpus,
+                          planted_entropy, planted_stream, repeat_copy_batch, symbol_batch)
+from ..interface import per_example, synthesizer_loss, synthetic_gradient
+from ..runner import Result, Row, Settings, lockstep, seeded
+from ..synthesizer import KINDS, Synthesizer
+from ..validate import check_bool, check_choice, check_float, check_int
 
 LOSSES = ("bits", "categorical")
 LN2 = math.log(2.0)
@@ -147,8 +150,7 @@ class TruncatedBPTT:
         self.synth_opt = (torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
                           if synthesizer is not None else None)
         self.state: Tensor | None = None
-        self.last_target: Tensor | None = None       # bootstrapped target at the last chunk's start
-        self.last_prediction: Tensor | None = None   # the synthesizer's prediction there
+        self.last_target: Tensor | None = None   # bootstrapped target at the last chunk's start
 
     def reset(self, batch_size: int) -> None:
         """Start new sequences from the zero state."""
@@ -174,14 +176,13 @@ class TruncatedBPTT:
         total, bits = sequence_loss(outputs, targets, mask, self.loss)
         row = {"bits": bits}
         if dni:
-            both = self.synthesizer(torch.cat([s0, s_end]).detach())
-            pred_start, pred_end = both[:batch], both[batch:]
-            if inject and self.sg_scale > 0:
-                synthetic = self.sg_scale * pred_end.detach() / batch   # dL/ds of the mean loss
+            if inject and self.sg_scale > 0:       # the future's gradient, predicted at s_T
+                synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, s_end)
                 total = total + (s_end * synthetic).sum()
             if self.aux_weight > 0:
                 aux = self.core.aux_head(hiddens)
-                aux_loss = F.mse_loss(aux, pred_end.detach().expand_as(aux))
+                prediction = self.synthesizer(s_end.detach()).detach()
+                aux_loss = F.mse_loss(aux, prediction.expand_as(aux))
                 total = total + self.aux_weight * aux_loss
                 row["aux_loss"] = float(aux_loss.detach())
         self.opt.zero_grad()
@@ -189,14 +190,13 @@ class TruncatedBPTT:
         if self.clip is not None:
             nn.utils.clip_grad_norm_(self.core.parameters(), self.clip)
         self.opt.step()
-        if dni:
-            target = s0.grad * batch          # bootstrapped: true chunk gradient + injected SG
-            self.last_target, self.last_prediction = target.detach(), pred_start.detach()
-            synth_loss = F.mse_loss(pred_start, target)
+        if dni:                                    # bootstrapped: chunk losses + injected SG
+            synth_loss = synthesizer_loss(self.synthesizer, s0, s0.grad)
             self.synth_opt.zero_grad()
             synth_loss.backward()
             self.synth_opt.step()
             row["synth_loss"] = float(synth_loss.detach())
+            self.last_target = per_example(s0.grad).detach()
         self.state = s_end.detach()
         return row
 
@@ -247,174 +247,226 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str = "dni",
     check_choice("method", method, ("bptt", "dni"))
     check_int("seed", seed, 0)
     check_bool("aux", aux)
-    torch.manual_seed(seed)
-    core = RecurrentCore(input_dim, hidden_dim, output_dim, aux=aux and method == "dni")
-    synth = Synthesizer(core.state_dim, kind=kind) if method == "dni" else None
+    with seeded(seed):
+        core = RecurrentCore(input_dim, hidden_dim, output_dim, aux=aux and method == "dni")
+        synth = Synthesizer(core.state_dim, kind=kind) if method == "dni" else None
     return TruncatedBPTT(core, T, synth, sg_scale=sg_scale, lr=lr, synth_lr=synth_lr,
                          aux_weight=1.0 if aux and method == "dni" else 0.0, loss=loss)
+
+
+def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:
+    if not isinstance(methods, tuple) or not methods or any(m not in valid for m in methods):
+        raise ValueError(f"methods must be a non-empty tuple of {valid}, got {methods!r}")
 
 
 # -- copy / repeat copy with the curriculum -------------------------------------------
 TASKS = ("copy", "repeat_copy")
 
 
-@dataclass
-class CopyResult:
-    """Longest length solved and wall-clock seconds per method."""
+@dataclass(frozen=True)
+class CopySettings(Settings):
+    """Notebook 05's experiment: BPTT(T) and DNI(T) on copy or repeat copy.
 
-    longest: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    trainers: dict[str, TruncatedBPTT] = field(default_factory=dict)
+    ``sg_scale``: factor on the injected synthetic gradient; ``aux``: the
+    auxiliary task; ``steps``: training batches per method; ``bits``: width
+    of the copied patterns.
+    """
+
+    task: str = "copy"
+    T: int = 3
+    hidden_dim: int = 32
+    kind: str = "linear"
+    sg_scale: float = 0.1
+    lr: float = 1e-2
+    synth_lr: float = 1e-2
+    aux: bool = False
+    steps: int = 800
+    bits: int = 2
+    batch_size: int = 64
+    methods: tuple[str, ...] = ("bptt", "dni")
+    seed: int = 0
+    log_every: int = 20
+
+    def validate(self) -> None:
+        check_choice("task", self.task, TASKS)
+        check_int("T", self.T, 1)
+        check_int("hidden_dim", self.hidden_dim, 1)
+        check_choice("kind", self.kind, KINDS)
+        check_float("sg_scale", self.sg_scale, 0.0)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
+        check_bool("aux", self.aux)
+        check_int("steps", self.steps, 1)
+        check_int("bits", self.bits, 1)
+        check_int("batch_size", self.batch_size, 1)
+        _check_methods(self.methods, ("bptt", "dni"))
+        check_int("seed", self.seed, 0)
+        check_int("log_every", self.log_every, 1)
 
 
-def copy_experiment(task: str = "copy", T: int = 3, hidden_dim: int = 32, kind: str = "linear",
-                    sg_scale: float = 0.1, lr: float = 1e-2, synth_lr: float = 1e-2,
-                    aux: bool = False, steps: int = 800, bits: int = 2, batch_size: int = 64,
-                    methods: tuple[str, ...] = ("bptt", "dni"), seed: int = 0,
-                    log_every: int = 20) -> Iterator[dict[str, float]]:
+class CopyTrainer:
+    """One method on the copy task: its own curriculum and its own seeded batches."""
+
+    MAX_REPEATS = 3
+
+    def __init__(self, bptt: TruncatedBPTT, s: CopySettings) -> None:
+        self.bptt, self.s = bptt, s
+        self.curriculum = Curriculum()
+        self.generator = torch.Generator().manual_seed(s.seed + 1)
+
+    @property
+    def core(self) -> RecurrentCore:
+        return self.bptt.core
+
+    def step(self) -> Row:
+        s, level, g = self.s, self.curriculum.level, self.generator
+        if s.task == "copy":
+            batch = copy_batch(level, s.batch_size, s.bits, g)
+        else:
+            repeats = int(torch.randint(1, self.MAX_REPEATS + 1, (1,), generator=g))
+            batch = repeat_copy_batch(level, repeats, s.batch_size, s.bits, self.MAX_REPEATS, g)
+        bits = self.bptt.train_sequence(batch)["bits"]
+        if math.isfinite(bits):
+            self.curriculum.update(bits)
+        return {"train_bits": bits}
+
+
+def copy_experiment(settings: CopySettings | None = None, **overrides) -> Iterator[Row]:
     """Train BPTT(T) and DNI(T) on copy or repeat copy, each with its own curriculum.
 
     Both start from the same weights; each sees ``steps`` training batches
     drawn at its own current length (the curriculum: start at 1, grow when the
     mean error of the last 10 batches is below 0.15 bits per output step).
-    Yields the level and error of each method every ``log_every`` steps;
-    returns a ``CopyResult`` with the longest length solved.
+    Yields, per method, the longest length solved (``solved/<m>``), the mean
+    training error in bits per output step (``train_bits/<m>``) and the
+    cumulative training seconds (``seconds/<m>``) every ``log_every`` steps;
+    returns a ``Result`` (``final("solved")``: the longest length solved).
     """
-    check_choice("task", task, TASKS)
-    check_int("steps", steps, 1)
-    check_int("bits", bits, 1)
-    check_int("batch_size", batch_size, 1)
-    check_int("log_every", log_every, 1)
-    check_int("seed", seed, 0)
-    if not methods or any(m not in ("bptt", "dni") for m in methods):
-        raise ValueError(f"methods must be a non-empty tuple of 'bptt'/'dni', got {methods!r}")
-    max_repeats = 3
-    in_dim = bits + 1 + (task == "repeat_copy")
-    trainers = {m: make_trainer(in_dim, bits, T, m, hidden_dim, kind, sg_scale, lr, synth_lr,
-                                aux, "bits", seed) for m in methods}
-    curricula = {m: Curriculum() for m in methods}
-    gens = {m: torch.Generator().manual_seed(seed + 1) for m in methods}
-    result = CopyResult(trainers=trainers)
-    seconds = {m: 0.0 for m in methods}
-    errors: dict[str, list[float]] = {m: [] for m in methods}
-    for step in range(1, steps + 1):
-        for m in methods:
-            level = curricula[m].level
-            if task == "copy":
-                batch = copy_batch(level, batch_size, bits, gens[m])
-            else:
-                repeats = int(torch.randint(1, max_repeats + 1, (1,), generator=gens[m]))
-                batch = repeat_copy_batch(level, repeats, batch_size, bits, max_repeats, gens[m])
-            t0 = time.perf_counter()
-            row = trainers[m].train_sequence(batch)
-            seconds[m] += time.perf_counter() - t0
-            if not math.isfinite(row["bits"]):
-                errors[m].append(row["bits"])
-                continue
-            curricula[m].update(row["bits"])
-            errors[m].append(row["bits"])
-        if step % log_every == 0 or step == steps:
-            out: dict[str, float] = {"step": step}
-            for m in methods:
-                out[f"solved/{m}"] = curricula[m].longest_solved
-                out[f"error/{m}"] = sum(errors[m]) / len(errors[m])
-                out[f"seconds/{m}"] = seconds[m]
-                errors[m].clear()
-            yield out
-            if any(not math.isfinite(out[f"error/{m}"]) for m in methods):
-                break
-    result.longest = {m: curricula[m].longest_solved for m in methods}
-    result.seconds = dict(seconds)
+    s = CopySettings.build(settings, **overrides)
+    in_dim = s.bits + 1 + (s.task == "repeat_copy")
+    trainers = {m: CopyTrainer(make_trainer(in_dim, s.bits, s.T, m, s.hidden_dim, s.kind,
+                                            s.sg_scale, s.lr, s.synth_lr, s.aux, "bits", s.seed), s)
+                for m in s.methods}
+    result: Result = yield from lockstep(
+        trainers, itertools.repeat(()), s.steps, s.log_every,
+        lambda name, t: {"solved": t.curriculum.longest_solved}, timed=True)
     return result
 
 
 # -- streams: the planted dependency and character language modelling ------------------
-@dataclass
-class StreamResult:
-    """Final validation bits per symbol and wall-clock seconds per method."""
+@dataclass(frozen=True)
+class StreamSettings(Settings):
+    """Notebook 06's experiment: next-symbol prediction on a stream, state carried forever.
 
-    val_bits: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    floor: float | None = None
-    trainers: dict[str, TruncatedBPTT] = field(default_factory=dict)
-    corpus: Corpus | None = None
-
-
-def stream_experiment(task: str = "planted", T: int = 2, long_T: int = 6, hidden_dim: int = 32,
-                      kind: str = "linear", sg_scale: float = 0.1, lr: float = 3e-3,
-                      synth_lr: float = 1e-2, aux: bool = False, k: int = 3, noise: float = 0.1,
-                      vocab: int = 4, steps: int = 300, batch_size: int = 32,
-                      methods: tuple[str, ...] = ("bptt", "dni", "bptt_long"), seed: int = 0,
-                      log_every: int = 20, max_chars: int | None = None
-                      ) -> Iterator[dict[str, float]]:
-    """Next-symbol prediction on a stream, state carried forever, for BPTT(T), DNI(T), BPTT(long_T).
-
-    ``task`` is ``"planted"`` (the k-back dependency with a known floor), a
-    shipped corpus name (``"shakespeare"``) or a path to a text file. Every
-    method reads the same ``batch_size`` parallel streams, ``long_T`` symbols
-    per step (cut into its own chunks of T or long_T), so all have seen the
-    same characters at each step. Yields validation bits per symbol and
-    cumulative training seconds per method every ``log_every`` steps.
+    ``task``: ``"planted"`` (the k-back dependency with a known floor; ``k``,
+    ``noise``, ``vocab``), a shipped corpus name (``"shakespeare"``) or a path
+    to a text file (``max_chars``: read only that many). ``methods``: any of
+    BPTT(T), DNI(T) and BPTT(``long_T``).
     """
-    check_int("T", T, 1)
-    check_int("long_T", long_T, 1)
-    check_int("steps", steps, 1)
-    check_int("batch_size", batch_size, 1)
-    check_int("log_every", log_every, 1)
-    check_int("seed", seed, 0)
-    valid_methods = ("bptt", "dni", "bptt_long")
-    if not methods or any(m not in valid_methods for m in methods):
-        raise ValueError(f"methods must be a non-empty tuple of {valid_methods}, got {methods!r}")
-    g = torch.Generator().manual_seed(seed + 1)
-    result = StreamResult()
-    if task == "planted":
-        check_int("k", k, 1)
-        check_float("noise", noise, 0.0, 1.0)
-        check_int("vocab", vocab, 2)
-        n_symbols, start = vocab, k + 1
-        train = planted_stream(steps * long_T + 1, batch_size, k, noise, vocab, g)
-        valid = planted_stream(400, 64, k, noise, vocab, torch.Generator().manual_seed(10_000 + seed))
-        result.floor = planted_entropy(vocab, noise)
+
+    task: str = "planted"
+    T: int = 2
+    long_T: int = 6
+    hidden_dim: int = 32
+    kind: str = "linear"
+    sg_scale: float = 0.1
+    lr: float = 3e-3
+    synth_lr: float = 1e-2
+    aux: bool = False
+    k: int = 3
+    noise: float = 0.1
+    vocab: int = 4
+    steps: int = 300
+    batch_size: int = 32
+    methods: tuple[str, ...] = ("bptt", "dni", "bptt_long")
+    seed: int = 0
+    log_every: int = 20
+    max_chars: int | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.task, str) or not self.task:
+            raise ValueError(f"task must be 'planted', a corpus name or a file path, got {self.task!r}")
+        check_int("T", self.T, 1)
+        check_int("long_T", self.long_T, 1)
+        check_int("hidden_dim", self.hidden_dim, 1)
+        check_choice("kind", self.kind, KINDS)
+        check_float("sg_scale", self.sg_scale, 0.0)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
+        check_bool("aux", self.aux)
+        check_int("k", self.k, 1)
+        check_float("noise", self.noise, 0.0, 1.0)
+        check_int("vocab", self.vocab, 2)
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        _check_methods(self.methods, ("bptt", "dni", "bptt_long"))
+        check_int("seed", self.seed, 0)
+        check_int("log_every", self.log_every, 1)
+        if self.max_chars is not None:
+            check_int("max_chars", self.max_chars, 100)
+
+
+class StreamTrainer:
+    """One method on a stream: trains on each segment, carrying its state."""
+
+    def __init__(self, bptt: TruncatedBPTT) -> None:
+        self.bptt = bptt
+
+    @property
+    def core(self) -> RecurrentCore:
+        return self.bptt.core
+
+    def step(self, batch: SequenceBatch) -> Row:
+        return {"train_bits": self.bptt.train_sequence(batch, carry=True)["bits"]}
+
+
+def stream_experiment(settings: StreamSettings | None = None, **overrides) -> Iterator[Row]:
+    """Next-symbol prediction on a stream for BPTT(T), DNI(T) and BPTT(long_T), side by side.
+
+    Every method reads the same ``batch_size`` parallel streams, ``long_T``
+    symbols per step (cut into its own chunks of T or long_T), so all have seen
+    the same characters at each step. Yields validation bits per symbol
+    (``val_bits/<m>``), training bits and cumulative training seconds per
+    method every ``log_every`` steps, and ``floor`` for the planted task.
+    Returns a ``Result`` whose ``data`` is the corpus (``None`` when planted).
+    """
+    s = StreamSettings.build(settings, **overrides)
+    g = torch.Generator().manual_seed(s.seed + 1)
+    header: Row = {}
+    corpus = None
+    if s.task == "planted":
+        n_symbols, start = s.vocab, s.k + 1
+        train = planted_stream(s.steps * s.long_T + 1, s.batch_size, s.k, s.noise, s.vocab, g)
+        valid = planted_stream(400, 64, s.k, s.noise, s.vocab,
+                               torch.Generator().manual_seed(10_000 + s.seed))
+        header["floor"] = planted_entropy(s.vocab, s.noise)
     else:
-        corpus = load_corpus(task, max_chars=max_chars)
-        result.corpus = corpus
+        corpus = load_corpus(s.task, max_chars=s.max_chars)
         n_symbols, start = corpus.vocab, 0
-        train = batchify(corpus.train, batch_size)
-        if train.shape[0] < steps * long_T + 1:
-            raise ValueError(f"steps={steps} x long_T={long_T} needs {steps * long_T + 1} "
+        train = batchify(corpus.train, s.batch_size)
+        if train.shape[0] < s.steps * s.long_T + 1:
+            raise ValueError(f"steps={s.steps} x long_T={s.long_T} needs {s.steps * s.long_T + 1} "
                              f"symbols per stream; the corpus has {train.shape[0]}")
         valid = batchify(corpus.valid, 64)[:401]
     valid_batch = symbol_batch(valid, n_symbols, start)
     trainers = {}
-    for m in methods:
-        trainers[m] = make_trainer(n_symbols, n_symbols, long_T if m == "bptt_long" else T,
-                                   "dni" if m == "dni" else "bptt", hidden_dim, kind, sg_scale,
-                                   lr, synth_lr, aux, "categorical", seed)
-        trainers[m].reset(batch_size)
-    result.trainers = trainers
-    seconds = {m: 0.0 for m in methods}
-    train_bits: dict[str, list[float]] = {m: [] for m in methods}
-    for step in range(1, steps + 1):
-        segment = train[(step - 1) * long_T: step * long_T + 1]
-        batch = symbol_batch(segment, n_symbols, start if step == 1 else 0)
-        for m in methods:
-            t0 = time.perf_counter()
-            train_bits[m].append(trainers[m].train_sequence(batch, carry=True)["bits"])
-            seconds[m] += time.perf_counter() - t0
-        if step % log_every == 0 or step == steps:
-            row: dict[str, float] = {"step": step, "chars": step * long_T * batch_size}
-            for m in methods:
-                row[f"val_bits/{m}"] = trainers[m].evaluate(valid_batch)
-                row[f"train_bits/{m}"] = sum(train_bits[m]) / len(train_bits[m])
-                row[f"seconds/{m}"] = seconds[m]
-                train_bits[m].clear()
-            if result.floor is not None:
-                row["floor"] = result.floor
-            yield row
-            result.val_bits = {m: row[f"val_bits/{m}"] for m in methods}
-            if any(not math.isfinite(row[f"val_bits/{m}"]) for m in methods):
-                break
-    result.seconds = dict(seconds)
+    for m in s.methods:
+        bptt = make_trainer(n_symbols, n_symbols, s.long_T if m == "bptt_long" else s.T,
+                            "dni" if m == "dni" else "bptt", s.hidden_dim, s.kind, s.sg_scale,
+                            s.lr, s.synth_lr, s.aux, "categorical", s.seed)
+        bptt.reset(s.batch_size)
+        trainers[m] = StreamTrainer(bptt)
+
+    def segments() -> Iterator[tuple[SequenceBatch]]:
+        for step in range(1, s.steps + 1):
+            segment = train[(step - 1) * s.long_T: step * s.long_T + 1]
+            yield (symbol_batch(segment, n_symbols, start if step == 1 else 0),)
+
+    result: Result = yield from lockstep(
+        trainers, segments(), s.steps, s.log_every,
+        lambda name, t: {"val_bits": t.bptt.evaluate(valid_batch)},
+        header=lambda step: {"chars": step * s.long_T * s.batch_size, **header},
+        timed=True, data=corpus)
     return result
 
 

@@ -1,12 +1,21 @@
 """The experiment panel every notebook uses: settings, Run/Stop, status, live plot.
 
-An *experiment* is any function that takes settings as keyword arguments and
-returns an iterator of metric dicts (one per logged step). The panel owns the
-display; the experiment owns the training. The loop that drives the iterator
-is the only code that touches model or plot state:
+An *experiment* is a function that takes a settings object (a
+``runner.Settings``) and returns an iterator of metric dicts (one per logged
+step). The panel owns the display; the experiment owns the training.
+
+How a widget's value reaches a training loop, all in this file: each control
+is named after a field of the settings object and shows that field's default
+(``controls.bind``, when the panel is built); at Run, ``_settings`` copies the
+settings object with every control's value (validated), and ``_drive`` calls
+``experiment(settings)`` and drives the iterator.
+
+The loop that drives the iterator is the only code that touches model or
+plot state:
 
 * running the notebook cell calls ``panel.run()``, which drives the loop on
-  the calling thread with the widgets' current (default) values;
+  the calling thread with the widgets' current (default) values and returns
+  what ``runner.run_to_end`` returns: the rows and the experiment's result;
 * the Run button only sets an event; a worker thread waiting on it drives
   the loop;
 * the Stop button only sets an event; the loop checks it between steps, so a
@@ -26,9 +35,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import ipywidgets as widgets
 import torch
 
+from ..runner import Settings
+from .controls import bind
 from .live_plot import LivePlot, Plot
 
-Experiment = Callable[..., Iterable[Mapping[str, float]]]
+Experiment = Callable[[Settings], Iterable[Mapping[str, float]]]
 
 _COLOURS = {"idle": "#555", "running": "#1f5fa8", "done": "#1d7a34", "stopped": "#8a6d00",
             "diverged": "#b00020", "error": "#b00020"}
@@ -38,26 +49,34 @@ class ExperimentPanel:
     """Widgets + Run/Stop + status line + live plotly figure around one experiment.
 
     Args:
-        experiment: ``experiment(**settings)`` returns an iterator of metric dicts.
-        controls: setting name -> widget; the widget's ``value`` is passed on.
+        experiment: ``experiment(settings)`` returns an iterator of metric dicts.
+        settings: the settings object whose values the controls start from
+            (the experiment's defaults, or the notebook's choice).
+        controls: setting name -> widget (from ``controls``); a name that is
+            not a field of ``settings`` fails here, not at Run.
         plots: the subplots of the live figure.
         title: shown above the controls.
         x_key: the metric used as the x axis.
         max_fps: at most this many redraws per second.
     """
 
-    def __init__(self, experiment: Experiment, controls: Mapping[str, widgets.ValueWidget],
-                 plots: Sequence[Plot], title: str = "", x_key: str = "step",
-                 x_title: str | None = None, max_fps: float = 5.0) -> None:
+    def __init__(self, experiment: Experiment, settings: Settings,
+                 controls: Mapping[str, widgets.ValueWidget], plots: Sequence[Plot],
+                 title: str = "", x_key: str = "step", x_title: str | None = None,
+                 max_fps: float = 5.0) -> None:
         if not callable(experiment):
             raise ValueError("experiment must be callable, returning an iterator of metric dicts")
+        if not isinstance(settings, Settings):
+            raise ValueError(f"settings must be a Settings object, got {type(settings).__name__}")
         self.experiment = experiment
+        self.defaults = settings
         self.controls = dict(controls)
+        bind(self.controls, settings)
         self.plot = LivePlot(plots, x_key=x_key, x_title=x_title, max_fps=max_fps)
         self.history: list[dict[str, float]] = []
         self.result: Any = None
         self.state = "idle"
-        self.settings_used: dict[str, Any] = {}
+        self.settings_used: Settings | None = None
 
         self._stop = threading.Event()
         self._run_requested = threading.Event()
@@ -78,18 +97,21 @@ class ExperimentPanel:
         self._worker.start()
 
     # -- public API -----------------------------------------------------------------
-    def settings(self) -> dict[str, Any]:
-        """The current value of every control."""
-        return {name: w.value for name, w in self.controls.items()}
+    def settings(self, **overrides: Any) -> Settings:
+        """The settings a Run would use now: the defaults with every control's value."""
+        values = {name: w.value for name, w in self.controls.items()}
+        return self.defaults.replace(**{**values, **overrides})
 
-    def run(self, **overrides: Any) -> str:
-        """Run the experiment now, on this thread, and return the final state.
+    def run(self, **overrides: Any) -> tuple[list[dict[str, float]], Any]:
+        """Run the experiment now, on this thread; return ``(rows, result)`` as ``run_to_end`` does.
 
         ``overrides`` replace control values for this run only. Errors raised by
         the experiment (for example a ``ValueError`` for a bad setting) are
-        shown in the status line and raised again.
+        shown in the status line and raised again; a run that stopped or
+        diverged returns the rows it logged and ``None``.
         """
-        return self._drive({**self.settings(), **overrides}, raise_errors=True)
+        self._drive(lambda: self.settings(**overrides), raise_errors=True)
+        return list(self.history), self.result
 
     def start(self) -> None:
         """Run in the background, as the Run button does."""
@@ -125,21 +147,22 @@ class ExperimentPanel:
             self._run_requested.wait()
             torch.set_num_threads(torch.get_num_threads())
             try:
-                self._drive(self.settings(), raise_errors=False)
+                self._drive(self.settings, raise_errors=False)
             finally:
                 self._run_requested.clear()
 
-    def _drive(self, settings: dict[str, Any], raise_errors: bool) -> str:
+    def _drive(self, make_settings: Callable[[], Settings], raise_errors: bool) -> str:
         with self._lock:
             self._stop.clear()
-            self.history, self.result, self.settings_used = [], None, dict(settings)
+            self.history, self.result, self.settings_used = [], None, None
             self.plot.reset()
             self._set_buttons(running=True)
             self._set_status("running", "Running…")
             start = time.monotonic()
             iterator = None
             try:
-                iterator = iter(self.experiment(**settings))
+                self.settings_used = make_settings()
+                iterator = iter(self.experiment(self.settings_used))
                 state, message = self._consume(iterator, start)
             except Exception as exc:  # shown to the student, then raised in a cell
                 state, message = "error", f"Error: {exc}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .validate import check_float
+from ..validate import check_float
 
 
 def linear_cka(x: Tensor, y: Tensor) -> float:

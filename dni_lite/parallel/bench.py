@@ -1,6 +1,6 @@
 """Benchmark: does decoupling turn into wall-clock speed? Measure it, side by side.
 
-``python -m dni_lite.bench`` trains, for each model width, interleaved and
+``python -m dni_lite.parallel.bench`` trains, for each model width, interleaved and
 repeated (figures are medians over the repeats):
 
 * **backprop**: the whole MLP in one process using all cores;
@@ -26,16 +26,21 @@ import math
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from . import timeline
-from .parallel import (ParallelConfig, batch_indices, build_stages, device_name, load_data,
-                       train_backprop, train_in_process, train_parallel)
-from .validate import check_float, check_int
+from ..experiments import timeline
+from ..interface import label_context
+from ..runner import Settings
+from ..validate import check_float, check_int
+from .config import ParallelConfig
+from .devices import device_name
+from .launch import train_parallel
+from .reference import train_backprop, train_in_process
+from .stage import batch_indices, build_stages, load_data
 
 DEFAULT_OUT = "bench_results.json"
 
@@ -68,7 +73,8 @@ def stage_costs(config: ParallelConfig, data: Any = None, repeats: int = 20) -> 
                 t2 = time.perf_counter()
                 predict = learn = 0.0
                 if stage.interface is not None:
-                    context = F.one_hot(y, data.n_classes).float() if config.context else None
+                    context = (label_context(y, data.n_classes) if config.method == "cdni"
+                               else None)
                     with torch.no_grad():
                         t3 = time.perf_counter()
                         stage.interface.synthesizer(result.h_out, context)
@@ -97,7 +103,7 @@ def predict(costs: dict[str, list[float]], delay: float, minibatches: int,
     """
     n = min(minibatches, 2000)
     c = timeline.Costs(costs["forward"], costs["backward"], costs["synth"], delay)
-    sg = timeline.simulate(c, "sg", n)
+    sg = timeline.simulate(c, "decoupled", n)
     bp = timeline.simulate(c, "backprop", n)
     one = timeline.simulate(timeline.Costs(costs["forward"], costs["backward"], 0.0, 0.0),
                             "backprop", n)
@@ -119,27 +125,57 @@ def time_to_accuracy(evals: Sequence[Sequence[float]], target: float) -> float:
 VARIANTS = ("backprop", "backprop_1thread", "dni_1proc", "pipelined")
 
 
-def benchmark(widths: Sequence[int] = (64, 256, 1024), workers: int = 2, depth: int = 3,
-              steps: int = 300, batch_size: int = 64, repeats: int = 3, eval_every: int = 25,
-              target_accuracy: float = 40.0, seed: int = 0, cuda: bool | None = None
-              ) -> Iterator[dict[str, float]]:
+@dataclass(frozen=True)
+class BenchSettings(Settings):
+    """The benchmark: one MLP per width in ``widths``, split over ``workers`` processes.
+
+    Each method runs ``repeats`` times, interleaved; ``eval_every`` steps the
+    test set is scored, for the time to ``target_accuracy``. ``cuda=None``
+    adds GPU rows when a GPU is present.
+    """
+
+    widths: tuple[int, ...] = (64, 256, 1024)
+    workers: int = 2
+    depth: int = 3
+    steps: int = 300
+    batch_size: int = 64
+    repeats: int = 3
+    eval_every: int = 25
+    target_accuracy: float = 40.0
+    seed: int = 0
+    cuda: bool | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.widths, tuple) or not self.widths:
+            raise ValueError(f"widths must be a non-empty tuple of model widths, got {self.widths!r}")
+        for w in self.widths:
+            check_int("widths[]", w, 1, 8192)
+        check_int("workers", self.workers, 2)
+        check_int("depth", self.depth, 1, 64)
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 2)
+        check_int("repeats", self.repeats, 1, 20)
+        check_int("eval_every", self.eval_every, 1)
+        check_float("target_accuracy", self.target_accuracy, 0.0, 100.0)
+        check_int("seed", self.seed, 0)
+        if self.cuda is not None and not isinstance(self.cuda, bool):
+            raise ValueError(f"cuda must be True, False or None, got {self.cuda!r}")
+
+
+def benchmark(settings: BenchSettings | None = None, **overrides) -> Iterator[dict[str, float]]:
     """The benchmark as an experiment: one metric row per model width, then the full result.
 
     For each width, ``repeats`` rounds each run, back to back (interleaved):
     backprop with all cores, backprop with one thread, DNI in one process
     (all cores) and the pipelined DNI run on ``workers`` processes (one
     thread each). Rows hold medians; the generator returns the dict that
-    ``run_benchmark`` writes. ``cuda=None`` adds GPU rows when a GPU is present.
+    ``run_benchmark`` writes.
     """
-    widths = [check_int("widths[]", w, 1, 8192) for w in widths]
-    if not widths:
-        raise ValueError("widths must name at least one model width")
-    check_int("repeats", repeats, 1, 20)
-    check_int("eval_every", eval_every, 1)
-    check_float("target_accuracy", target_accuracy, 0.0, 100.0)
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if not isinstance(cuda, bool):
-        raise ValueError(f"cuda must be True, False or None, got {cuda!r}")
+    s = BenchSettings.build(settings, **overrides)
+    widths, workers, depth, steps = list(s.widths), s.workers, s.depth, s.steps
+    batch_size, repeats, eval_every = s.batch_size, s.repeats, s.eval_every
+    target_accuracy, seed = s.target_accuracy, s.seed
+    cuda = torch.cuda.is_available() if s.cuda is None else s.cuda
     if cuda and not torch.cuda.is_available():
         raise ValueError("cuda=True was asked for but no CUDA GPU is available")
     configs = {w: ParallelConfig(workers=workers, depth=depth, width=w, steps=steps,
@@ -207,10 +243,11 @@ def benchmark(widths: Sequence[int] = (64, 256, 1024), workers: int = 2, depth: 
             "rows": rows, "runs": all_runs}
 
 
-def run_benchmark(*args: Any, out: str | os.PathLike | None = DEFAULT_OUT, log: Any = print,
-                  **kwargs: Any) -> dict[str, Any]:
+def run_benchmark(settings: BenchSettings | None = None,
+                  out: str | os.PathLike | None = DEFAULT_OUT, log: Any = print,
+                  **overrides: Any) -> dict[str, Any]:
     """Run ``benchmark`` to the end; write its result to ``out`` as JSON (unless None)."""
-    run = benchmark(*args, **kwargs)
+    run = benchmark(settings, **overrides)
     started = time.perf_counter()
     while True:
         try:
@@ -251,7 +288,8 @@ def load_results(path: str | os.PathLike = DEFAULT_OUT) -> dict[str, Any]:
     """Read a benchmark file written by ``run_benchmark``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `python -m dni_lite.bench` first")
+        raise FileNotFoundError(f"{path} does not exist: run `python -m dni_lite.parallel.bench` "
+                                "first")
     return json.loads(path.read_text())
 
 
@@ -302,9 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--no-cuda", action="store_true", help="ignore a GPU if present")
     args = parser.parse_args(argv)
-    result = run_benchmark(args.widths, args.workers, args.depth, args.steps, args.batch_size,
-                           args.repeats, target_accuracy=args.target_accuracy, seed=args.seed,
-                           out=args.out, cuda=False if args.no_cuda else None)
+    settings = BenchSettings(widths=tuple(args.widths), workers=args.workers, depth=args.depth,
+                             steps=args.steps, batch_size=args.batch_size, repeats=args.repeats,
+                             target_accuracy=args.target_accuracy, seed=args.seed,
+                             cuda=False if args.no_cuda else None)
+    result = run_benchmark(settings, out=args.out)
     print(format_table(result))
     print(f"written to {args.out}")
 

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .validate import check_float, check_int
+from ..validate import check_float, check_int
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SHAKESPEARE = "shakespeare_tragedies.txt"
 SHAKESPEARE_SHA256 = "10d8e980b7e26e60e86eee52692ef4ef87ff06b58fac9b2f3bb993199f7fcb54"
 CORPORA = {"shakespeare": (SHAKESPEARE, SHAKESPEARE_SHA256)}
@@ -226,11 +226,6 @@ class Corpus:
 
     def decode(self, tokens: Tensor | list[int]) -> str:
         return "".join(self.chars[int(i)] for i in tokens)
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_corpus(source: str = "shakespeare", sha256: str | None = None,

@@ -7,7 +7,7 @@ must wait for a message from another worker:
 * ``"backprop"``: forward, update and backward locked. Module i runs its
   forward when module i-1's output arrives, its backward when module i+1's
   gradient arrives, and starts the next minibatch only after its update.
-* ``"sg"`` (update-decoupled, DNI): module i (i < K) asks its synthesizer for
+* ``"decoupled"`` (update-decoupled, DNI): module i (i < K) asks its synthesizer for
   dL/dh right after its forward, runs its backward with that synthetic
   gradient and is free for the next minibatch. Forwards are still locked:
   module i needs module i-1's output for the same minibatch.
@@ -29,12 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .validate import check_choice, check_float, check_int
+from ..runner import Settings
+from ..validate import check_choice, check_float, check_int
 
-MODES = ("backprop", "sg", "unlocked")
-MODE_NAMES = {"backprop": "backprop", "sg": "update-decoupled (SG)",
+MODES = ("backprop", "decoupled", "unlocked")
+MODE_NAMES = {"backprop": "backprop", "decoupled": "update-decoupled (DNI)",
               "unlocked": "complete unlocking"}
-KINDS = ("forward", "backward", "synthesizer")
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def _schedule(costs: Costs, mode: str, minibatches: int) -> Timeline:
             arrived -= c             # the top module computes the loss itself
             for i in reversed(range(k)):   # backward: each waits for the one above
                 arrived = run(i, "backward", n, costs.backward[i], arrived) + c
-        elif mode == "sg":
+        elif mode == "decoupled":
             arrived = 0.0
             for i in range(k):
                 arrived = run(i, "forward", n, costs.forward[i], arrived) + c
@@ -235,3 +235,23 @@ def _costs(name: str, values: Sequence[float]) -> tuple[float, ...]:
     if not 1 <= len(values) <= 64:
         raise ValueError(f"{name} must list between 1 and 64 costs, got {len(values)}")
     return tuple(check_float(f"{name}[{i}]", v, 0.0) for i, v in enumerate(values))
+
+
+@dataclass(frozen=True)
+class LockingSettings(Settings):
+    """Notebook 00's explorer: K identical modules, their costs, the message delay, minibatches."""
+
+    modules: int = 4
+    forward: float = 1.0
+    backward: float = 2.0
+    synth: float = 0.3
+    delay: float = 0.0
+    minibatches: int = 8
+
+    def validate(self) -> None:
+        check_int("modules", self.modules, 1, 64)
+        check_float("forward", self.forward, 0.0, low_open=True)
+        check_float("backward", self.backward, 0.0, low_open=True)
+        check_float("synth", self.synth, 0.0)
+        check_float("delay", self.delay, 0.0)
+        check_int("minibatches", self.minibatches, 1)

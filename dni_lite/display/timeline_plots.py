@@ -13,13 +13,14 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .controls import float_slider, int_slider
-from .timeline import MODE_NAMES, MODES, Costs, Timeline, compare, speedup_curve
-from .validate import check_int
+from ..experiments.timeline import (MODE_NAMES, MODES, Costs, LockingSettings, Timeline, compare,
+                                    speedup_curve)
+from ..validate import check_int
+from .controls import bind, float_slider, int_slider
 
 COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
            "idle": "#d9d9d9"}
-CURVE_COLOURS = {"backprop": "#555555", "sg": "#ff7f0e", "unlocked": "#9467bd"}
+CURVE_COLOURS = {"backprop": "#555555", "decoupled": "#ff7f0e", "unlocked": "#9467bd"}
 MAX_K = 8
 
 
@@ -93,16 +94,17 @@ class LockingPanel:
     ``readout`` states each scheme's speed-up and mean idle fraction.
     """
 
-    def __init__(self, modules: int = 4, forward: float = 1.0, backward: float = 2.0,
-                 synth: float = 0.3, delay: float = 0.0, minibatches: int = 8) -> None:
+    def __init__(self, settings: LockingSettings = LockingSettings()) -> None:
+        self.defaults = settings
         self.controls = {
-            "modules": int_slider("K (modules)", modules, 1, MAX_K),
-            "forward": float_slider("forward cost", forward, 0.1, 5.0, 0.1),
-            "backward": float_slider("backward cost", backward, 0.1, 5.0, 0.1),
-            "synth": float_slider("synthesizer cost", synth, 0.0, 2.0, 0.1),
-            "delay": float_slider("communication delay", delay, 0.0, 3.0, 0.1),
-            "minibatches": int_slider("minibatches", minibatches, 1, 32),
+            "modules": int_slider("K (modules)", 1, MAX_K),
+            "forward": float_slider("forward cost", 0.1, 5.0, 0.1),
+            "backward": float_slider("backward cost", 0.1, 5.0, 0.1),
+            "synth": float_slider("synthesizer cost", 0.0, 2.0, 0.1),
+            "delay": float_slider("communication delay", 0.0, 3.0, 0.1),
+            "minibatches": int_slider("minibatches", 1, 32),
         }
+        bind(self.controls, settings)
         self.readout = widgets.HTML()
         self.timelines, self.curve = self._simulate()
         self.figure = locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve)
@@ -114,20 +116,20 @@ class LockingPanel:
         self.widget = widgets.VBox([widgets.HTML("<b>Who waits for whom</b>"), box,
                                     self.readout, self.figure])
 
-    def settings(self) -> dict[str, Any]:
-        """The current value of every control."""
-        return {name: w.value for name, w in self.controls.items()}
+    def settings(self) -> LockingSettings:
+        """The settings the sliders describe."""
+        return self.defaults.replace(**{name: w.value for name, w in self.controls.items()})
 
     def costs(self) -> Costs:
         """The costs the sliders describe."""
         s = self.settings()
-        return Costs.uniform(s["modules"], s["forward"], s["backward"], s["synth"], s["delay"])
+        return Costs.uniform(s.modules, s.forward, s.backward, s.synth, s.delay)
 
     def _simulate(self) -> tuple[dict[str, Timeline], dict[str, list[float]]]:
         s = self.settings()
-        timelines = compare(self.costs(), s["minibatches"])
-        curve = speedup_curve(range(1, MAX_K + 1), s["forward"], s["backward"], s["synth"],
-                              s["delay"], s["minibatches"])
+        timelines = compare(self.costs(), s.minibatches)
+        curve = speedup_curve(range(1, MAX_K + 1), s.forward, s.backward, s.synth, s.delay,
+                              s.minibatches)
         return timelines, curve
 
     def _on_change(self, _change: Any = None) -> None:

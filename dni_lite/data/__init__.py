@@ -1,0 +1,1 @@
+"""Data: classification data sets (``datasets``) and sequence tasks and corpora (``tasks``)."""

@@ -1,0 +1,198 @@
+"""One worker of a pipelined DNI run: its stage, talking to its neighbours through torch.distributed.
+
+Worker k at minibatch t receives h_{k-1}(t) (worker 0 reads x), runs its
+stage and updates at once from its synthetic gradient, sends h_k(t) up and
+the bootstrapped target for worker k-1 down (non-blocking), then regresses
+its own synthesizer on the target of step t - ``target_delay`` from worker
+k+1. Start K of them with ``train_parallel`` or with
+``torchrun --nproc-per-node K -m dni_lite.parallel --config cfg.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ..data.datasets import Dataset
+from ..diagnostics import percent_correct
+from .config import ParallelConfig, check_configs
+from .stage import Stage, batch_indices, build_stages, load_data
+
+
+_ACT, _TARGET, _EVAL = 0, 1, 2
+
+
+def _tag(step: int, kind: int) -> int:
+    return 3 * step + kind
+
+
+def run_worker(configs: ParallelConfig | Sequence[ParallelConfig], out_dir: str | None = None,
+               data: Dataset | None = None) -> list[dict[str, Any]]:
+    """Run this process's stage for each config in turn; rank and world size come from the env.
+
+    Works under ``train_parallel`` and under ``torchrun`` (both set RANK,
+    WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Writes ``rank{k}.pt`` to ``out_dir``.
+    """
+    import torch.distributed as dist
+
+    configs = check_configs(configs)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if world != configs[0].workers:
+        raise ValueError(f"this model is split into workers={configs[0].workers} stages but "
+                         f"{world} worker processes were started; start exactly "
+                         f"{configs[0].workers} (torchrun --nproc-per-node {configs[0].workers})")
+    data = data if data is not None else load_data(configs[0].seed)
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=max(c.timeout_s for c in configs)))
+    try:
+        results = []
+        for config in configs:
+            torch.set_num_threads(config.threads)
+            results.append(_worker_loop(config, data, rank, world, dist))
+    finally:
+        dist.destroy_process_group()
+    if out_dir is not None:
+        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    return results
+
+
+def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, dist: Any
+                 ) -> dict[str, Any]:
+    stage = build_stages(config, data)[rank]
+    first, last, D = rank == 0, rank == world - 1, config.target_delay
+    batches = batch_indices(len(data.y), config.batch_size, config.steps, config.seed)
+    shape = (len(batches[0]), config.width)
+    sends: deque = deque()
+    trace: dict[str, list] = {"activations": [], "targets": []}
+    losses, evals = [], []
+    wait_s = eval_s = 0.0
+
+    def recv(src: int, tag: int) -> Tensor:
+        nonlocal wait_s
+        t0 = time.perf_counter()
+        buf = torch.empty(shape)
+        dist.recv(buf, src=src, tag=tag)
+        wait_s += time.perf_counter() - t0
+        return buf
+
+    def learn(s: int) -> None:
+        target = recv(rank + 1, _tag(s, _TARGET))
+        if s < config.trace_steps:
+            trace["targets"].append((s, target.clone()))
+        stage.learn_synthesizer(target)
+
+    delay_s = _ping(dist, rank, shape)
+    dist.barrier()
+    start = time.perf_counter()
+    for t, idx in enumerate(batches):
+        if t == config.fail_step and rank == config.fail_rank:
+            raise RuntimeError(f"injected failure on worker {rank} at step {t}")
+        y = data.y[idx]
+        if first:
+            h_in = data.x[idx]
+        else:
+            h_in = recv(rank - 1, _tag(t, _ACT))
+            if t < config.trace_steps:
+                trace["activations"].append((t, h_in.clone()))
+        result = stage.step(h_in, y)
+        if not last:
+            sends.append(dist.isend(result.h_out, rank + 1, tag=_tag(t, _ACT)))
+        if not first:
+            sends.append(dist.isend(result.grad_in, rank - 1, tag=_tag(t, _TARGET)))
+        losses.append(result.loss)
+        if not last and t - D >= 0:
+            learn(t - D)
+        if config.eval_every and (t + 1) % config.eval_every == 0:
+            e0 = time.perf_counter()
+            acc = _evaluate_pipelined(stage, data, config, rank, world, t, dist)
+            eval_s += time.perf_counter() - e0
+            evals.append((t + 1, time.perf_counter() - start - eval_s, acc))
+        while len(sends) > 4:      # a few sends in flight; each keeps its buffer alive
+            sends.popleft().wait()
+    if not last:
+        for s in range(max(0, config.steps - D), config.steps):
+            learn(s)
+    while sends:
+        sends.popleft().wait()
+    elapsed = time.perf_counter() - start - eval_s
+    final = _evaluate_pipelined(stage, data, config, rank, world, config.steps, dist)
+    dist.barrier()
+    return {"rank": rank, "elapsed_s": elapsed, "wait_s": wait_s, "busy_s": stage.busy_s,
+            "eval_s": eval_s, "delay_s": delay_s, "losses": losses, "evals": evals,
+            "test_accuracy": final, "trace": trace, "threads": torch.get_num_threads(),
+            "state": stage.state()}
+
+
+def _ping(dist: Any, rank: int, shape: tuple[int, ...], repeats: int = 20) -> float:
+    """One-way time of an activation-sized message between workers 0 and 1 (median)."""
+    buf, times = torch.zeros(shape), []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        if rank == 0:
+            dist.send(buf, 1, tag=1 << 30)
+            dist.recv(buf, 1, tag=1 << 30)
+        elif rank == 1:
+            dist.recv(buf, 0, tag=1 << 30)
+            dist.send(buf, 0, tag=1 << 30)
+        times.append((time.perf_counter() - t0) / 2)
+    return sorted(times)[len(times) // 2] if rank == 0 else float("nan")
+
+
+def _evaluate_pipelined(stage: Stage, data: Dataset, config: ParallelConfig, rank: int,
+                        world: int, step: int, dist: Any) -> float:
+    """Forward the test set through the pipeline; the last worker scores it."""
+    tag = _tag(step, _EVAL)
+    if rank == 0:
+        h = data.x_test
+    else:
+        h = torch.empty(len(data.y_test), config.width)
+        dist.recv(h, src=rank - 1, tag=tag)
+    h = stage.infer(h)
+    if rank < world - 1:
+        dist.send(h.contiguous(), rank + 1, tag=tag)
+        return float("nan")
+    return percent_correct(h, data.y_test)
+
+
+def _exit_with_parent() -> None:
+    """Die if the launching process disappears, so no worker is ever orphaned."""
+    parent = int(os.environ.get("DNI_LITE_PARENT_PID", "0"))
+    if not parent:
+        return
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One worker of a pipelined DNI run "
+                                     "(start with torchrun --nproc-per-node K).")
+    parser.add_argument("--config", help="JSON file with ParallelConfig fields")
+    parser.add_argument("--out", default=None, help="folder for rank{k}.pt results")
+    parser.add_argument("--data", default=None, help="saved Dataset tensors (default: MNIST-1D)")
+    args = parser.parse_args(argv)
+    fields: Any = {}
+    if args.config:
+        with open(args.config) as f:
+            fields = json.load(f)
+    configs = [ParallelConfig(**c) for c in (fields if isinstance(fields, list) else [fields])]
+    _exit_with_parent()
+    data = Dataset(**torch.load(args.data)) if args.data else None
+    for result in run_worker(configs, args.out, data):
+        if result["rank"] == int(os.environ["WORLD_SIZE"]) - 1:
+            print(f"test accuracy {result['test_accuracy']:.2f}%, {result['elapsed_s']:.2f} s "
+                  f"of training on the last worker")
