@@ -107,13 +107,14 @@ class Result:
 
     ``last``: the last logged row; ``trainers``: the trained variants by name;
     ``seconds``: each variant's training time (its ``step`` calls only);
-    ``data``: the data set or task the run used.
+    ``data``: the data set or task the run used; ``settings``: the settings it ran with.
     """
 
     last: Row
     trainers: dict[str, Any] = field(repr=False)
     seconds: dict[str, float] = field(default_factory=dict)
     data: Any = field(default=None, repr=False)
+    settings: Any = None
 
     def final(self, metric: str) -> dict[str, float]:
         """``{variant: value}`` of one metric in the last row (``final("acc")``)."""
@@ -124,7 +125,7 @@ class Result:
 def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: int,
              log_every: int, evaluate: Callable[[str, Any], Mapping[str, float]],
              header: Callable[[int], Row] | None = None, timed: bool = False,
-             data: Any = None) -> Iterator[Row]:
+             data: Any = None, settings: Any = None) -> Iterator[Row]:
     """Train every variant on each batch in turn; every ``log_every`` steps yield a row.
 
     A row holds ``step``, the ``header(step)`` fields, each variant's windowed
@@ -157,7 +158,7 @@ def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: i
         yield row
         if not all(math.isfinite(v) for v in row.values()):
             break
-    return Result(row, dict(trainers), seconds, data)
+    return Result(row, dict(trainers), seconds, data, settings)
 
 
 def run_to_end(experiment: Iterator[Row]) -> tuple[list[Row], Any]:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..experiments.linear import LinearNet, compare_linear, make_regression, squared_loss
+from ..runner import seeded
 from . import NOT_YET
 
 
@@ -44,7 +45,7 @@ def check_slow_synthesizer(synth_lr: float | None) -> str:
         return NOT_YET
     if not isinstance(synth_lr, (int, float)) or not 0 < synth_lr <= 1:
         return "Not yet: synth_lr must be a number in (0, 1]."
-    rows = list(compare_linear(synth_lr=float(synth_lr), context="on"))
+    rows = list(compare_linear(synth_lr=float(synth_lr), variants="cdni"))
     tail = rows[-max(1, len(rows) // 10):]
     cosine = statistics.mean(r["cos/cdni"] for r in tail)
     if cosine < 0.9:
@@ -72,8 +73,8 @@ def check_best_unconditioned_cosine(cosine: float | None, seed: int = 0) -> str:
 def best_unconditioned_cosine(seed: int = 0) -> float:
     """The reference for exercise 3 (see its docstring)."""
     data = make_regression(noise=0.5, seed=seed)
-    torch.manual_seed(seed)
-    model = LinearNet(10, 10, 5)
+    with seeded(seed):
+        model = LinearNet(10, 10, 5)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     g = torch.Generator().manual_seed(seed + 1)
     for _ in range(1500):

@@ -10,6 +10,7 @@ from ..experiments.deep_linear import DeepLinearNet, true_signals
 from ..feedback import FixedSynthesizer
 from ..experiments.linear import squared_loss
 from ..experiments.representations import linear_cka
+from ..runner import seeded
 from . import NOT_YET
 
 
@@ -55,8 +56,8 @@ def check_dfa_as_backprop(dfa_matrix: Callable[[Sequence[Tensor], int], Tensor] 
     """
     if dfa_matrix is None:
         return NOT_YET
-    torch.manual_seed(3)
-    net = DeepLinearNet(6, 5, 3, 5)
+    with seeded(3):
+        net = DeepLinearNet(6, 5, 3, 5)
     g = torch.Generator().manual_seed(4)
     x, y = torch.randn(20, 6, generator=g), torch.randn(20, 3, generator=g)
     for k in (1, 2, 4):

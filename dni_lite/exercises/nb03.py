@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..interface import DecoupledInterface
 from ..experiments.mlp import MLP, layer_step, make_stages
 from ..synthesizer import Synthesizer
+from ..runner import seeded
 from . import NOT_YET
 
 
@@ -50,22 +51,22 @@ def check_bootstrap_target(bootstrap_target: Callable[[nn.Module, Synthesizer, T
     """
     if bootstrap_target is None:
         return NOT_YET
-    torch.manual_seed(304)
-    for _ in range(3):
-        model = MLP(6, 4, depth=2, width=8)
-        synth = Synthesizer(8, zero_init=False)
-        h = torch.randn(16, 8)
-        layer = model.layers[1]
-        state = {k: v.clone() for k, v in layer.state_dict().items()}
-        got = bootstrap_target(layer, synth, h.clone())
-        layer.load_state_dict(state)            # undo anything the attempt changed
-        reference = layer_step(layer, None, h.clone(), interface=DecoupledInterface(synth)).grad_in
-        if not isinstance(got, Tensor) or got.shape != h.shape:
-            return "Not yet: return a tensor with the shape of h."
-        if not torch.allclose(got, reference, atol=1e-6):
-            return ("Not yet: run the layer on a copy of h that requires grad, push the "
-                    "synthetic gradient (the synthesizer's output divided by the batch size) "
-                    "into the layer's output, and return the gradient that lands on h.")
+    with seeded(304):          # the same draws every time, the caller's RNG untouched
+        for _ in range(3):
+            model = MLP(6, 4, depth=2, width=8)
+            synth = Synthesizer(8, zero_init=False)
+            h = torch.randn(16, 8)
+            layer = model.layers[1]
+            state = {k: v.clone() for k, v in layer.state_dict().items()}
+            got = bootstrap_target(layer, synth, h.clone())
+            layer.load_state_dict(state)            # undo anything the attempt changed
+            reference = layer_step(layer, None, h.clone(), interface=DecoupledInterface(synth)).grad_in
+            if not isinstance(got, Tensor) or got.shape != h.shape:
+                return "Not yet: return a tensor with the shape of h."
+            if not torch.allclose(got, reference, atol=1e-6):
+                return ("Not yet: run the layer on a copy of h that requires grad, push the "
+                        "synthetic gradient (the synthesizer's output divided by the batch size) "
+                        "into the layer's output, and return the gradient that lands on h.")
     return ("Correct: this gradient, built from the layer's own synthetic gradient, is the "
             "bootstrapped target of the synthesizer below.")
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..diagnostics import relative_error
 from ..experiments.timeline import Costs, simulate
+from ..runner import seeded
 from . import NOT_YET
 
 
@@ -24,8 +25,8 @@ def check_input_model(make_input_model: Callable[[int, int], nn.Module] | None) 
     x = torch.randn(512, in_dim, generator=g)
     x_test = torch.randn(512, in_dim, generator=g)
     layer = lambda inputs: torch.relu(inputs @ w)            # the layer below, frozen
-    torch.manual_seed(0)
-    model = make_input_model(in_dim, out_dim)
+    with seeded(0):
+        model = make_input_model(in_dim, out_dim)
     if not isinstance(model, nn.Module):
         return "Not yet: make_input_model must return an nn.Module."
     params = list(model.parameters())

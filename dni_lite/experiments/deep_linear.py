@@ -275,7 +275,7 @@ def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides)
             return {"test_loss": float(squared_loss(trainer.model(data.x_test), data.y_test))}
 
     result: Result = yield from lockstep(trainers, _batches(data, s),
-                                         s.steps, s.log_every, test_loss, data=data)
+                                         s.steps, s.log_every, test_loss, data=data, settings=s)
     return result
 
 
@@ -399,5 +399,5 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides) -> Ite
         return {"acc": accuracy(trainer.model, data.x_test, data.y_test)}
 
     result: Result = yield from lockstep(trainers, _batches(data, s),
-                                         s.steps, s.log_every, test_accuracy, data=data)
+                                         s.steps, s.log_every, test_accuracy, data=data, settings=s)
     return result

@@ -204,5 +204,5 @@ def compare_linear(settings: LinearSettings | None = None, **overrides) -> Itera
 
     result: Result = yield from lockstep(trainers, batches, s.steps, s.log_every, test_loss,
                                          header=lambda step: {"noise_floor": data.noise_floor},
-                                         data=data)
+                                         data=data, settings=s)
     return result

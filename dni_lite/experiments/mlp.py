@@ -411,7 +411,7 @@ def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Ro
     result: Result = yield from lockstep(
         trainers, epoch_batches(data, s.batch_size, s.seed), s.epochs * steps_per_epoch,
         s.log_every, lambda name, t: {"acc": accuracy(t.model, data.x_test, data.y_test)},
-        header=lambda step: {"epoch": step / steps_per_epoch}, data=data)
+        header=lambda step: {"epoch": step / steps_per_epoch}, data=data, settings=s)
     return result
 
 

@@ -349,7 +349,7 @@ def copy_experiment(settings: CopySettings | None = None, **overrides) -> Iterat
                 for m in s.methods}
     result: Result = yield from lockstep(
         trainers, itertools.repeat(()), s.steps, s.log_every,
-        lambda name, t: {"solved": t.curriculum.longest_solved}, timed=True)
+        lambda name, t: {"solved": t.curriculum.longest_solved}, timed=True, settings=s)
     return result
 
 
@@ -466,7 +466,7 @@ def stream_experiment(settings: StreamSettings | None = None, **overrides) -> It
         trainers, segments(), s.steps, s.log_every,
         lambda name, t: {"val_bits": t.bptt.evaluate(valid_batch)},
         header=lambda step: {"chars": step * s.long_T * s.batch_size, **header},
-        timed=True, data=corpus)
+        timed=True, data=corpus, settings=s)
     return result
 
 

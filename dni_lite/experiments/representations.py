@@ -41,7 +41,7 @@ def linear_cka(x: Tensor, y: Tensor) -> float:
 
 def linear_probe(features: Tensor, labels: Tensor, features_test: Tensor, labels_test: Tensor,
                  ridge: float = 1e-3) -> float:
-    """Test accuracy of a ridge-regression classifier (one-hot targets) fit on ``features``.
+    """Test accuracy (percent) of a ridge-regression classifier (one-hot targets) fit on ``features``.
 
     Closed form and deterministic, so a probe costs one small linear solve.
     Features are standardised with the training statistics first.
@@ -61,4 +61,4 @@ def linear_probe(features: Tensor, labels: Tensor, features_test: Tensor, labels
     target = torch.nn.functional.one_hot(labels.long(), classes).double()
     eye = torch.eye(f.shape[1], dtype=f.dtype)
     w = torch.linalg.solve(f.T @ f + ridge * len(f) * eye, f.T @ target)
-    return float(((ft @ w).argmax(1) == labels_test.long()).double().mean())
+    return 100.0 * float(((ft @ w).argmax(1) == labels_test.long()).double().mean())
