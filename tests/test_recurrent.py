@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dni_lite import Synthesizer
-from dni_lite.experiments.recurrent import (RecurrentCore, TruncatedBPTT, copy_experiment, make_trainer,
+from dni_lite.experiments.recurrent import (CopySettings, RecurrentCore, TruncatedBPTT, copy_experiment,
+                                            make_trainer,
                                 sample, sequence_loss, stream_experiment)
 from dni_lite.data.tasks import copy_batch, load_corpus, planted_entropy
 from dni_lite.runner import run_to_end
@@ -147,7 +148,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="sg_scale"):
         TruncatedBPTT(core, 2, Synthesizer(12), sg_scale=-1.0)
     with pytest.raises(ValueError, match="method"):
-        make_trainer(4, 3, 2, method="rtrl")
+        make_trainer(4, 3, 2, "rtrl", CopySettings())
     with pytest.raises(ValueError, match="task"):
         next(copy_experiment(task="sort"))
     with pytest.raises(ValueError, match="methods"):

@@ -304,27 +304,18 @@ def cut_modes(depth: int, mode: str, cut: str = "all") -> list[str]:
 
 
 @dataclass(frozen=True)
-class MLPSettings(Settings):
-    """Notebook 03's experiment: copies of one MLP, each with other boundaries.
+class MLPBaseSettings(Settings):
+    """The MLP, its data and its training budget, shared by notebooks 03 and 04.
 
-    ``variants`` picks the synthetic-gradient copies (``"dni"``, ``"cdni"``,
-    ``"both"``) and ``cut`` the boundaries they decouple; ``no_backprop``
-    adds the copy in which only the output layer learns. ``kind``,
-    ``synth_hidden``, ``zero_init``, ``synth_lr``: the synthesizers; ``lr``:
-    the layers (Adam). ``diagnose_every``: measure cosines to the true
-    gradient every so many steps (0: never). ``n_train``: keep only that many
-    training examples (quick runs).
+    ``kind``, ``synth_hidden``, ``synth_lr``: the synthesizers; ``lr``: the
+    layers (Adam). ``n_train``: keep only that many training examples (quick runs).
     """
 
     dataset: str = "mnist1d"
     depth: int = 3
     width: int = 256
-    cut: str = "all"
-    variants: str = "both"
-    no_backprop: bool = True
     kind: str = "linear"
     synth_hidden: int = 256
-    zero_init: bool = True
     lr: float = 1e-3
     synth_lr: float = 3e-3
     batch_size: int = 128
@@ -332,19 +323,14 @@ class MLPSettings(Settings):
     seed: int = 0
     batchnorm: bool = True
     log_every: int = 20
-    diagnose_every: int = 4
     n_train: int | None = None
 
     def validate(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_int("depth", self.depth, 1, 16)
         check_int("width", self.width, 1, 4096)
-        check_choice("cut", self.cut, CUT_PATTERNS)
-        check_choice("variants", self.variants, SG_VARIANTS)
-        check_bool("no_backprop", self.no_backprop)
         check_choice("kind", self.kind, KINDS)
         check_int("synth_hidden", self.synth_hidden, 1, 4096)
-        check_bool("zero_init", self.zero_init)
         check_float("lr", self.lr, 0.0, 1.0, low_open=True)
         check_float("synth_lr", self.synth_lr, 0.0, 1.0, low_open=True)
         check_int("batch_size", self.batch_size, 2)
@@ -352,9 +338,34 @@ class MLPSettings(Settings):
         check_int("seed", self.seed, 0)
         check_bool("batchnorm", self.batchnorm)
         check_int("log_every", self.log_every, 1)
-        check_int("diagnose_every", self.diagnose_every, 0)
         if self.n_train is not None:
             check_int("n_train", self.n_train, 2)
+
+
+@dataclass(frozen=True)
+class MLPSettings(MLPBaseSettings):
+    """Notebook 03's experiment: copies of one MLP, each with other boundaries.
+
+    ``variants`` picks the synthetic-gradient copies (``"dni"``, ``"cdni"``,
+    ``"both"``) and ``cut`` the boundaries they decouple; ``no_backprop``
+    adds the copy in which only the output layer learns; ``zero_init``
+    starts the synthesizers' output at zero. ``diagnose_every``: measure
+    cosines to the true gradient every so many steps (0: never).
+    """
+
+    cut: str = "all"
+    variants: str = "both"
+    no_backprop: bool = True
+    zero_init: bool = True
+    diagnose_every: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("cut", self.cut, CUT_PATTERNS)
+        check_choice("variants", self.variants, SG_VARIANTS)
+        check_bool("no_backprop", self.no_backprop)
+        check_bool("zero_init", self.zero_init)
+        check_int("diagnose_every", self.diagnose_every, 0)
 
 
 class MLPTrainer:
@@ -407,6 +418,16 @@ def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Ro
                                  lr=s.lr, synth_lr=s.synth_lr)
         trainers[variant] = MLPTrainer(setup, s.diagnose_every if variant in SG_MODES else 0)
 
+    result: Result = yield from lockstep_epochs(trainers, data, s)
+    return result
+
+
+def lockstep_epochs(trainers: dict[str, object], data: Dataset, s: MLPBaseSettings
+                    ) -> Iterator[Row]:
+    """``runner.lockstep`` for the MLP experiments: ``s.epochs`` of the shared batch stream.
+
+    Rows carry ``epoch`` and each variant's test accuracy (``acc/<variant>``).
+    """
     steps_per_epoch = max(1, data.x.shape[0] // s.batch_size)   # the last partial batch is dropped
     result: Result = yield from lockstep(
         trainers, epoch_batches(data, s.batch_size, s.seed), s.epochs * steps_per_epoch,

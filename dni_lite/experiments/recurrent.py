@@ -169,7 +169,6 @@ class TruncatedBPTT:
         """
         if self.state is None or self.state.shape[0] != inputs.shape[1]:
             self.reset(inputs.shape[1])
-        batch = inputs.shape[1]
         dni = self.synthesizer is not None
         s0 = self.state.detach().requires_grad_(dni)
         outputs, hiddens, s_end = self.core(inputs, s0)
@@ -235,23 +234,56 @@ class TruncatedBPTT:
         return sequence_loss(outputs, batch.targets, batch.mask, self.loss)[1]
 
 
-def make_trainer(input_dim: int, output_dim: int, T: int, method: str = "dni",
-                 hidden_dim: int = 32, kind: str = "linear", sg_scale: float = 0.1,
-                 lr: float = 3e-3, synth_lr: float = 1e-3, aux: bool = False,
-                 loss: str = "bits", seed: int = 0) -> TruncatedBPTT:
-    """A fresh core (weights fixed by ``seed``) with a BPTT or DNI trainer.
+@dataclass(frozen=True)
+class RecurrentSettings(Settings):
+    """The LSTM core, its synthesizer and its training budget, shared by notebooks 05 and 06.
+
+    ``T``: truncation window; ``sg_scale``: factor on the synthetic gradient
+    injected at each chunk's end; ``lr``, ``synth_lr``: Adam rates of the core
+    and the synthesizer; ``aux``: the auxiliary task; ``steps``: training
+    batches per method.
+    """
+
+    T: int = 3
+    hidden_dim: int = 32
+    kind: str = "linear"
+    sg_scale: float = 0.1
+    lr: float = 1e-2
+    synth_lr: float = 1e-2
+    aux: bool = False
+    steps: int = 800
+    batch_size: int = 64
+    seed: int = 0
+    log_every: int = 20
+
+    def validate(self) -> None:
+        check_int("T", self.T, 1)
+        check_int("hidden_dim", self.hidden_dim, 1)
+        check_choice("kind", self.kind, KINDS)
+        check_float("sg_scale", self.sg_scale, 0.0)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
+        check_bool("aux", self.aux)
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_int("log_every", self.log_every, 1)
+
+
+def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
+                 settings: RecurrentSettings, loss: str = "bits") -> TruncatedBPTT:
+    """A fresh core (weights fixed by ``settings.seed``) with a BPTT or DNI trainer.
 
     ``method``: ``"bptt"`` (plain truncation) or ``"dni"`` (synthesizer at the
-    boundary; ``aux=True`` adds the auxiliary task with weight 1).
+    boundary; ``settings.aux`` adds the auxiliary task with weight 1).
     """
     check_choice("method", method, ("bptt", "dni"))
-    check_int("seed", seed, 0)
-    check_bool("aux", aux)
-    with seeded(seed):
-        core = RecurrentCore(input_dim, hidden_dim, output_dim, aux=aux and method == "dni")
-        synth = Synthesizer(core.state_dim, kind=kind) if method == "dni" else None
-    return TruncatedBPTT(core, T, synth, sg_scale=sg_scale, lr=lr, synth_lr=synth_lr,
-                         aux_weight=1.0 if aux and method == "dni" else 0.0, loss=loss)
+    s = settings
+    with seeded(s.seed):
+        core = RecurrentCore(input_dim, s.hidden_dim, output_dim, aux=s.aux and method == "dni")
+        synth = Synthesizer(core.state_dim, kind=s.kind) if method == "dni" else None
+    return TruncatedBPTT(core, T, synth, sg_scale=s.sg_scale, lr=s.lr, synth_lr=s.synth_lr,
+                         aux_weight=1.0 if s.aux and method == "dni" else 0.0, loss=loss)
 
 
 def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:
@@ -264,44 +296,22 @@ TASKS = ("copy", "repeat_copy")
 
 
 @dataclass(frozen=True)
-class CopySettings(Settings):
+class CopySettings(RecurrentSettings):
     """Notebook 05's experiment: BPTT(T) and DNI(T) on copy or repeat copy.
 
-    ``sg_scale``: factor on the injected synthetic gradient; ``aux``: the
-    auxiliary task; ``steps``: training batches per method; ``bits``: width
-    of the copied patterns.
+    ``bits``: width of the copied patterns. The other fields are
+    ``RecurrentSettings``'.
     """
 
     task: str = "copy"
-    T: int = 3
-    hidden_dim: int = 32
-    kind: str = "linear"
-    sg_scale: float = 0.1
-    lr: float = 1e-2
-    synth_lr: float = 1e-2
-    aux: bool = False
-    steps: int = 800
     bits: int = 2
-    batch_size: int = 64
     methods: tuple[str, ...] = ("bptt", "dni")
-    seed: int = 0
-    log_every: int = 20
 
     def validate(self) -> None:
+        super().validate()
         check_choice("task", self.task, TASKS)
-        check_int("T", self.T, 1)
-        check_int("hidden_dim", self.hidden_dim, 1)
-        check_choice("kind", self.kind, KINDS)
-        check_float("sg_scale", self.sg_scale, 0.0)
-        check_float("lr", self.lr, 0.0, low_open=True)
-        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
-        check_bool("aux", self.aux)
-        check_int("steps", self.steps, 1)
         check_int("bits", self.bits, 1)
-        check_int("batch_size", self.batch_size, 1)
         _check_methods(self.methods, ("bptt", "dni"))
-        check_int("seed", self.seed, 0)
-        check_int("log_every", self.log_every, 1)
 
 
 class CopyTrainer:
@@ -344,9 +354,7 @@ def copy_experiment(settings: CopySettings | None = None, **overrides) -> Iterat
     """
     s = CopySettings.build(settings, **overrides)
     in_dim = s.bits + 1 + (s.task == "repeat_copy")
-    trainers = {m: CopyTrainer(make_trainer(in_dim, s.bits, s.T, m, s.hidden_dim, s.kind,
-                                            s.sg_scale, s.lr, s.synth_lr, s.aux, "bits", s.seed), s)
-                for m in s.methods}
+    trainers = {m: CopyTrainer(make_trainer(in_dim, s.bits, s.T, m, s), s) for m in s.methods}
     result: Result = yield from lockstep(
         trainers, itertools.repeat(()), s.steps, s.log_every,
         lambda name, t: {"solved": t.curriculum.longest_solved}, timed=True, settings=s)
@@ -355,7 +363,7 @@ def copy_experiment(settings: CopySettings | None = None, **overrides) -> Iterat
 
 # -- streams: the planted dependency and character language modelling ------------------
 @dataclass(frozen=True)
-class StreamSettings(Settings):
+class StreamSettings(RecurrentSettings):
     """Notebook 06's experiment: next-symbol prediction on a stream, state carried forever.
 
     ``task``: ``"planted"`` (the k-back dependency with a known floor; ``k``,
@@ -364,44 +372,27 @@ class StreamSettings(Settings):
     BPTT(T), DNI(T) and BPTT(``long_T``).
     """
 
-    task: str = "planted"
     T: int = 2
-    long_T: int = 6
-    hidden_dim: int = 32
-    kind: str = "linear"
-    sg_scale: float = 0.1
     lr: float = 3e-3
-    synth_lr: float = 1e-2
-    aux: bool = False
+    steps: int = 300
+    batch_size: int = 32
+    task: str = "planted"
+    long_T: int = 6
     k: int = 3
     noise: float = 0.1
     vocab: int = 4
-    steps: int = 300
-    batch_size: int = 32
     methods: tuple[str, ...] = ("bptt", "dni", "bptt_long")
-    seed: int = 0
-    log_every: int = 20
     max_chars: int | None = None
 
     def validate(self) -> None:
+        super().validate()
         if not isinstance(self.task, str) or not self.task:
             raise ValueError(f"task must be 'planted', a corpus name or a file path, got {self.task!r}")
-        check_int("T", self.T, 1)
         check_int("long_T", self.long_T, 1)
-        check_int("hidden_dim", self.hidden_dim, 1)
-        check_choice("kind", self.kind, KINDS)
-        check_float("sg_scale", self.sg_scale, 0.0)
-        check_float("lr", self.lr, 0.0, low_open=True)
-        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
-        check_bool("aux", self.aux)
         check_int("k", self.k, 1)
         check_float("noise", self.noise, 0.0, 1.0)
         check_int("vocab", self.vocab, 2)
-        check_int("steps", self.steps, 1)
-        check_int("batch_size", self.batch_size, 1)
         _check_methods(self.methods, ("bptt", "dni", "bptt_long"))
-        check_int("seed", self.seed, 0)
-        check_int("log_every", self.log_every, 1)
         if self.max_chars is not None:
             check_int("max_chars", self.max_chars, 100)
 
@@ -452,8 +443,7 @@ def stream_experiment(settings: StreamSettings | None = None, **overrides) -> It
     trainers = {}
     for m in s.methods:
         bptt = make_trainer(n_symbols, n_symbols, s.long_T if m == "bptt_long" else s.T,
-                            "dni" if m == "dni" else "bptt", s.hidden_dim, s.kind, s.sg_scale,
-                            s.lr, s.synth_lr, s.aux, "categorical", s.seed)
+                            "dni" if m == "dni" else "bptt", s, "categorical")
         bptt.reset(s.batch_size)
         trainers[m] = StreamTrainer(bptt)
 

@@ -32,13 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.datasets import DATASETS, load_dataset
-from ..diagnostics import accuracy, relative_error
-from ..interface import DecoupledInterface, label_context, synthesizer_loss
-from ..runner import Result, Row, Settings, lockstep, seeded
+from ..data.datasets import load_dataset
+from ..diagnostics import relative_error
+from ..interface import label_context, synthesizer_loss
+from ..runner import Result, Row, seeded
 from ..synthesizer import KINDS
 from ..validate import check_bool, check_choice, check_float, check_int
-from .mlp import MLP, DecoupledMLP, epoch_batches, layer_step, synthesizer_step
+from .mlp import (MLP, DecoupledMLP, MLPBaseSettings, layer_step, lockstep_epochs,
+                  synthesizer_step)
 
 FORWARD_UNLOCK = ("none", "top", "all")
 SG_METHODS = ("dni", "cdni")
@@ -225,51 +226,27 @@ class UnlockedMLP:
 
 
 @dataclass(frozen=True)
-class UnlockSettings(Settings):
+class UnlockSettings(MLPBaseSettings):
     """The MLP, synthesizers and synthetic-input models of notebook 04's experiments.
 
     ``method``: every boundary is ``"dni"`` or ``"cdni"``; ``input_kind``,
     ``input_hidden``, ``input_lr``: the synthetic-input models. The other
-    fields mean what they mean in ``mlp.MLPSettings``.
+    fields are ``mlp.MLPBaseSettings``'.
     """
 
-    dataset: str = "mnist1d"
-    depth: int = 3
-    width: int = 256
-    method: str = "cdni"
-    kind: str = "linear"
-    synth_hidden: int = 256
-    lr: float = 1e-3
     synth_lr: float = 1e-3
+    epochs: int = 10
+    method: str = "cdni"
     input_kind: str = "mlp"
     input_hidden: int = 256
     input_lr: float = 3e-3
-    batch_size: int = 128
-    epochs: int = 10
-    seed: int = 0
-    batchnorm: bool = True
-    log_every: int = 20
-    n_train: int | None = None
 
     def validate(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        check_int("depth", self.depth, 1, 16)
-        check_int("width", self.width, 1, 4096)
+        super().validate()
         check_choice("method", self.method, SG_METHODS)
-        check_choice("kind", self.kind, KINDS)
-        check_int("synth_hidden", self.synth_hidden, 1, 4096)
-        check_float("lr", self.lr, 0.0, 1.0, low_open=True)
-        check_float("synth_lr", self.synth_lr, 0.0, 1.0, low_open=True)
         check_choice("input_kind", self.input_kind, KINDS)
         check_int("input_hidden", self.input_hidden, 1, 4096)
         check_float("input_lr", self.input_lr, 0.0, 1.0, low_open=True)
-        check_int("batch_size", self.batch_size, 2)
-        check_int("epochs", self.epochs, 1)
-        check_int("seed", self.seed, 0)
-        check_bool("batchnorm", self.batchnorm)
-        check_int("log_every", self.log_every, 1)
-        if self.n_train is not None:
-            check_int("n_train", self.n_train, 2)
 
 
 def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSettings | None = None,
@@ -305,11 +282,7 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
                 setup, unlocking, input_kind=s.input_kind, input_hidden=s.input_hidden,
                 input_lr=s.input_lr, seed=s.seed)
 
-    steps_per_epoch = max(1, data.x.shape[0] // s.batch_size)   # the same batches as compare_mlp
-    result: Result = yield from lockstep(
-        trainers, epoch_batches(data, s.batch_size, s.seed), s.epochs * steps_per_epoch,
-        s.log_every, lambda name, t: {"acc": accuracy(t.model, data.x_test, data.y_test)},
-        header=lambda step: {"epoch": step / steps_per_epoch}, data=data, settings=s)
+    result: Result = yield from lockstep_epochs(trainers, data, s)   # compare_mlp's batches
     return result
 
 

@@ -23,7 +23,7 @@ from ..runner import seeded
 from ..validate import check_int
 from .config import ParallelConfig
 from .devices import check_device, clock, device_name, to_device
-from .stage import Stage, batch_indices, build_stages, evaluate, load_data
+from .stage import batch_indices, build_stages, evaluate, load_data
 
 
 def train_in_process(config: ParallelConfig, data: Dataset | None = None,

@@ -10,7 +10,6 @@ k+1. Start K of them with ``train_parallel`` or with
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import threading
