@@ -32,13 +32,30 @@ gradients, ``lam=1`` is exactly backprop (A then has to wait for B again).
 Schedules where the target arrives later (stale targets, pipeline stages,
 the next truncation chunk) call ``synthesizer_loss`` with the activation the
 target belongs to; nothing here remembers a previous call.
+
+**Where the bootstrapped target forms.** A module that learned from a synthetic
+gradient backpropagates it to its own input: the gradient that lands there is
+the bootstrapped target for the synthesizer below (``mlp.layer_step`` returns
+it as ``grad_in``; in a recurrent core it lands on the chunk's first state).
+Only the synthesizer just under the real loss regresses on a true gradient.
+
+**Ablations** (``ABLATIONS``): the controls that switch one piece of the
+mechanism off, each applied here and chosen by an experiment's ``ablation``
+setting: ``"zero_synthetic_gradient"`` (the lower module receives zero; the
+synthesizer still learns), ``"shuffled_context"`` (the cDNI context is permuted
+across the batch: same statistics, no link to each example) and
+``"no_bootstrap"`` (a synthesizer whose target would be bootstrapped regresses
+on zero instead).
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .validate import check_float, check_int
+from .validate import check_bool, check_float, check_int
+
+ABLATIONS = ("none", "zero_synthetic_gradient", "shuffled_context", "no_bootstrap")
 
 
 # -- the unit convention ------------------------------------------------------------------
@@ -53,10 +70,32 @@ def batch_mean(prediction: Tensor) -> Tensor:
 
 
 # -- the mechanism as pure functions --------------------------------------------------------
-def label_context(y: Tensor, n_classes: int) -> Tensor:
-    """The cDNI context: the one-hot label, as floats (``[batch, n_classes]``)."""
+def label_context(y: Tensor, n_classes: int, shuffle: torch.Generator | None = None) -> Tensor:
+    """The cDNI context: the one-hot label, as floats (``[batch, n_classes]``).
+
+    With ``shuffle`` (the ``"shuffled_context"`` ablation) its rows are permuted
+    across the batch by that generator.
+    """
     check_int("n_classes", n_classes, 1)
-    return F.one_hot(y, n_classes).float()
+    return shuffle_rows(F.one_hot(y, n_classes).float(), shuffle)
+
+
+def shuffle_rows(context: Tensor, shuffle: torch.Generator | None) -> Tensor:
+    """``context`` with its rows permuted by ``shuffle`` (unchanged when it is None)."""
+    if shuffle is None:
+        return context
+    return context[torch.randperm(context.shape[0], generator=shuffle)]
+
+
+def context_shuffler(ablation: str, seed: int = 0) -> torch.Generator | None:
+    """The generator that shuffles contexts under ``"shuffled_context"``, else None."""
+    return torch.Generator().manual_seed(seed) if ablation == "shuffled_context" else None
+
+
+def regression_target(target: Tensor, bootstrapped: bool, ablation: str = "none") -> Tensor:
+    """What a synthesizer regresses on: ``target``, or zero when it is bootstrapped under
+    the ``"no_bootstrap"`` ablation."""
+    return torch.zeros_like(target) if bootstrapped and ablation == "no_bootstrap" else target
 
 
 def synthetic_gradient(synth: nn.Module, h: Tensor, context: Tensor | None = None) -> Tensor:
@@ -87,14 +126,17 @@ class DecoupledInterface(nn.Module):
     Args:
         synthesizer: predicts the per-example gradient at the cut.
         lam: BP(lambda) mixing weight in [0, 1]; 0 is pure SG, 1 is backprop.
+        zero_output: send zero instead of the prediction (the
+            ``"zero_synthetic_gradient"`` ablation); the synthesizer still learns.
     """
 
-    def __init__(self, synthesizer: nn.Module, lam: float = 0.0) -> None:
+    def __init__(self, synthesizer: nn.Module, lam: float = 0.0, zero_output: bool = False) -> None:
         super().__init__()
         if not isinstance(synthesizer, nn.Module):
             raise ValueError(f"synthesizer must be an nn.Module, got {type(synthesizer).__name__}")
         self.synthesizer = synthesizer
         self.lam = check_float("lam", lam, 0.0, 1.0)
+        self.zero_output = check_bool("zero_output", zero_output)
         self._h: Tensor | None = None
         self._h_upper: Tensor | None = None
         self._prediction: Tensor | None = None
@@ -112,8 +154,11 @@ class DecoupledInterface(nn.Module):
 
     @property
     def synthetic_gradient(self) -> Tensor:
-        """The synthesizer's prediction of dL/dh for a batch-mean loss."""
+        """The synthetic dL/dh (batch-mean units) the lower module receives: the
+        synthesizer's prediction, or zero under ``zero_output``."""
         self._require_forward()
+        if self.zero_output:
+            return torch.zeros_like(self._prediction).detach()
         return batch_mean(self._prediction.detach())
 
     @property

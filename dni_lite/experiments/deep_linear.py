@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from ..data.datasets import digits_arrays, sampled_batches
 from ..diagnostics import accuracy, cosine_similarity
 from ..feedback import FIXED_METHODS, fixed_synthesizers
-from ..interface import DecoupledInterface
+from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, regression_target,
+                         shuffle_rows)
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -102,13 +103,15 @@ def true_signals(net: DeepLinearNet, x: Tensor, y: Tensor, loss_fn: LossFn,
 def train_step(net: DeepLinearNet, interfaces: dict[int, DecoupledInterface],
                opt: torch.optim.Optimizer, synth_opt: torch.optim.Optimizer | None,
                x: Tensor, y: Tensor, loss_fn: LossFn, label: Tensor,
-               measure: bool = True) -> dict[str, float]:
+               measure: bool = True, ablation: str = "none") -> dict[str, float]:
     """One step of ``net`` with a ``DecoupledInterface`` at each cut in ``interfaces``.
 
     Interfaces with ``lam == 0`` push their signal into the layer below at once
     (update unlocking); those with ``lam > 0`` wait for the gradient from above
     and go top-down after the loss. A learned synthesizer's context is
     ``label``; a fixed one (FA/DFA/Kickback) gets the output error.
+    ``ablation="no_bootstrap"`` makes every learned synthesizer but the topmost
+    regress on zero (their targets are bootstrapped; see ``interface``).
     Returns the loss, the synthesizers' regression loss and, when ``measure``,
     the mean cosine between each cut's signal and backprop's gradient there
     (a read-out that costs an extra forward and backward pass).
@@ -142,7 +145,10 @@ def train_step(net: DeepLinearNet, interfaces: dict[int, DecoupledInterface],
         row["cosine"] = sum(cosine_similarity(signals[k], true[k]) for k in cuts) / len(cuts)
     learned = [iface for iface in interfaces.values() if list(iface.synthesizer.parameters())]
     if learned and synth_opt is not None:
-        synth_loss = sum(iface.synthesizer_loss() for iface in learned)
+        top = max(k for k, iface in interfaces.items() if iface in learned)
+        synth_loss = sum(
+            iface.synthesizer_loss(regression_target(iface.received_gradient, k != top, ablation))
+            for k, iface in interfaces.items() if iface in learned)
         synth_loss.backward()
         synth_opt.step()
         row["synth_loss"] = float(synth_loss.detach())
@@ -150,9 +156,10 @@ def train_step(net: DeepLinearNet, interfaces: dict[int, DecoupledInterface],
 
 
 def _learned_interface(width: int, context_dim: int, kind: str, zero_init: bool,
-                       lam: float) -> DecoupledInterface:
+                       lam: float, ablation: str) -> DecoupledInterface:
     return DecoupledInterface(Synthesizer(width, context_dim=context_dim, kind=kind,
-                                          zero_init=zero_init), lam=lam)
+                                          zero_init=zero_init), lam=lam,
+                              zero_output=ablation == "zero_synthetic_gradient")
 
 
 def _batches(data: "DigitsTask", s: Settings) -> Iterator[tuple[Tensor, Tensor]]:
@@ -174,11 +181,15 @@ class DeepLinearTrainer:
 
     ``step`` measures the cosine of each cut's signal to backprop's gradient
     every 5th step (a read-out that costs an extra forward and backward pass).
+    ``ablation``: ``"shuffled_context"`` permutes the label across the batch
+    before a synthesizer sees it; ``"no_bootstrap"``: see ``train_step``.
     """
 
     def __init__(self, model: DeepLinearNet, interfaces: dict[int, DecoupledInterface],
-                 model_lr: float, synth_lr: float, loss_fn: LossFn) -> None:
+                 model_lr: float, synth_lr: float, loss_fn: LossFn, ablation: str = "none",
+                 seed: int = 0) -> None:
         self.model, self.interfaces, self.loss_fn = model, interfaces, loss_fn
+        self.ablation, self.shuffle = ablation, context_shuffler(ablation, seed)
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.SGD(trainable, lr=model_lr)
         params = [p for iface in interfaces.values() for p in iface.synthesizer.parameters()]
@@ -188,7 +199,8 @@ class DeepLinearTrainer:
     def step(self, x: Tensor, y: Tensor) -> Row:
         self.steps += 1
         row = train_step(self.model, self.interfaces, self.opt, self.synth_opt, x, y,
-                         self.loss_fn, y, measure=self.steps % 5 == 0)
+                         self.loss_fn, shuffle_rows(y, self.shuffle),
+                         measure=self.steps % 5 == 0, ablation=self.ablation)
         return {"cos": row["cosine"]} if "cosine" in row else {}
 
 
@@ -201,6 +213,8 @@ class DeepLinearSettings(Settings):
     ``variants``: ``"dni"``, ``"cdni"``, ``"both"`` or ``"none"``; they mix
     in the true gradient with weight ``lam``. Each value in ``sweep`` adds a
     BP(lambda) copy ``lam=<value>`` whose synthesizer is ``sweep_variant``'s.
+    ``ablation``: ``"zero_synthetic_gradient"`` or ``"shuffled_context"`` in
+    every copy with a synthesizer (see ``interface``).
     """
 
     depth: int = 10
@@ -217,6 +231,7 @@ class DeepLinearSettings(Settings):
     noise: float = 0.5
     seed: int = 0
     log_every: int = 20
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_int("depth", self.depth, 2, 30)
@@ -236,6 +251,7 @@ class DeepLinearSettings(Settings):
         check_float("noise", self.noise, 0.0)
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
+        check_choice("ablation", self.ablation, ABLATIONS[:3])
 
 
 def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides) -> Iterator[Row]:
@@ -267,8 +283,9 @@ def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides)
             net.load_state_dict(init)
             ifaces = {} if kind == "none" else {
                 cut: _learned_interface(s.width, out_dim if kind == "cdni" else 0, "linear",
-                                        s.zero_init, mix)}
-            trainers[name] = DeepLinearTrainer(net, ifaces, s.model_lr, s.synth_lr, squared_loss)
+                                        s.zero_init, mix, s.ablation)}
+            trainers[name] = DeepLinearTrainer(net, ifaces, s.model_lr, s.synth_lr, squared_loss,
+                                               s.ablation, s.seed)
 
     def test_loss(name: str, trainer: DeepLinearTrainer) -> Row:
         with torch.no_grad():
@@ -327,6 +344,7 @@ class MethodsSettings(Settings):
     ``method``: one of ``SIGNALS`` or ``"all"``; backprop and ``"no_backprop"``
     always run alongside. ``dni_synthesizer`` is the kind of DNI's
     synthesizers, trained with ``dni_synth_lr`` (``None``: ``synth_lr``).
+    ``ablation``: any of ``interface.ABLATIONS``, in every copy with interfaces.
     """
 
     method: str = "all"
@@ -340,6 +358,7 @@ class MethodsSettings(Settings):
     batch_size: int = 32
     seed: int = 0
     log_every: int = 20
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_choice("method", self.method, SIGNALS + ("all",))
@@ -354,6 +373,7 @@ class MethodsSettings(Settings):
         check_int("batch_size", self.batch_size, 1)
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
+        check_choice("ablation", self.ablation, ABLATIONS)
 
 
 def compare_methods(settings: MethodsSettings | None = None, **overrides) -> Iterator[Row]:
@@ -386,14 +406,16 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides) -> Ite
             if name in ("dni", "cdni"):
                 kind = s.dni_synthesizer if name == "dni" else "linear"
                 ifaces = {k: _learned_interface(s.width, 1 if name == "cdni" else 0, kind,
-                                                True, 0.0) for k in cuts}
+                                                True, 0.0, s.ablation) for k in cuts}
             elif name in FIXED_METHODS:
                 fixed = fixed_synthesizers(name, net.weights, cuts, seed=s.seed + 3)
-                ifaces = {k: DecoupledInterface(f) for k, f in fixed.items()}
+                ifaces = {k: DecoupledInterface(f, zero_output=s.ablation == "zero_synthetic_gradient")
+                          for k, f in fixed.items()}
             else:
                 ifaces = {}
             lr = dni_synth_lr if name == "dni" else s.synth_lr
-            trainers[name] = DeepLinearTrainer(net, ifaces, s.model_lr, lr, logistic_loss)
+            trainers[name] = DeepLinearTrainer(net, ifaces, s.model_lr, lr, logistic_loss,
+                                               s.ablation, s.seed)
 
     def test_accuracy(name: str, trainer: DeepLinearTrainer) -> Row:
         return {"acc": accuracy(trainer.model, data.x_test, data.y_test)}

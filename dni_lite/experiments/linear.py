@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..data.datasets import sampled_batches
 from ..diagnostics import cosine_similarity
-from ..interface import DecoupledInterface
+from ..interface import ABLATIONS, DecoupledInterface, context_shuffler, shuffle_rows
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -87,15 +87,19 @@ def backprop_step(model: LinearNet, opt: torch.optim.Optimizer, x: Tensor, y: Te
 
 
 def dni_step(model: LinearNet, interface: DecoupledInterface, opt: torch.optim.Optimizer,
-             synth_opt: torch.optim.Optimizer, x: Tensor, y: Tensor) -> dict[str, float]:
+             synth_opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
+             shuffle: torch.Generator | None = None) -> dict[str, float]:
     """One decoupled step; returns the loss, the SG cosine and the synthesizer loss.
 
     With ``interface.lam == 0`` the lower module gets its gradient before the
-    upper module has even run. The context, when the synthesizer takes one, is y.
+    upper module has even run. The context, when the synthesizer takes one
+    (cDNI), is the target y itself: dL/dh is affine in (h, y), so no one-hot
+    encoding is needed. ``shuffle`` permutes it across the batch (the
+    ``"shuffled_context"`` ablation).
     """
     opt.zero_grad()
     synth_opt.zero_grad()
-    context = y if interface.synthesizer.context_dim else None
+    context = shuffle_rows(y, shuffle) if interface.synthesizer.context_dim else None
     h = model.lower(x)
     h_upper = interface(h, context)
     if interface.lam == 0:
@@ -120,6 +124,8 @@ class LinearSettings(Settings):
     sees h), ``"cdni"`` (h and the target y) or ``"both"``; ``kind``,
     ``zero_init``: their synthesizers; ``lam``: BP(lambda) mix; ``noise``:
     label noise of the regression task; ``log_every``: steps per logged row.
+    ``ablation``: switch one piece of the mechanism off in the synthetic-gradient
+    copies (``"zero_synthetic_gradient"``, ``"shuffled_context"``; see ``interface``).
     """
 
     model_lr: float = 0.05
@@ -134,6 +140,7 @@ class LinearSettings(Settings):
     noise: float = 0.5
     seed: int = 0
     log_every: int = 10
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_float("model_lr", self.model_lr, 0.0, low_open=True)
@@ -148,14 +155,16 @@ class LinearSettings(Settings):
         check_float("noise", self.noise, 0.0)
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
+        check_choice("ablation", self.ablation, ABLATIONS[:3])
 
 
 class LinearTrainer:
     """One variant of the linear model: plain backprop (``interface=None``) or decoupled."""
 
     def __init__(self, model: LinearNet, model_lr: float,
-                 interface: DecoupledInterface | None = None, synth_lr: float = 0.1) -> None:
-        self.model, self.interface = model, interface
+                 interface: DecoupledInterface | None = None, synth_lr: float = 0.1,
+                 shuffle: torch.Generator | None = None) -> None:
+        self.model, self.interface, self.shuffle = model, interface, shuffle
         self.opt = torch.optim.SGD(model.parameters(), lr=model_lr)
         self.synth_opt = (torch.optim.SGD(interface.synthesizer.parameters(), lr=synth_lr)
                           if interface is not None else None)
@@ -164,7 +173,7 @@ class LinearTrainer:
         if self.interface is None:
             backprop_step(self.model, self.opt, x, y)
             return {}
-        row = dni_step(self.model, self.interface, self.opt, self.synth_opt, x, y)
+        row = dni_step(self.model, self.interface, self.opt, self.synth_opt, x, y, self.shuffle)
         return {"cos": row["cosine"], "synth_loss": row["synth_loss"]}
 
 
@@ -193,8 +202,10 @@ def compare_linear(settings: LinearSettings | None = None, **overrides) -> Itera
                 continue
             synth = Synthesizer(s.hidden_dim, context_dim=out_dim if v == "cdni" else 0,
                                 kind=s.kind, zero_init=s.zero_init)
-            trainers[v] = LinearTrainer(model, s.model_lr, DecoupledInterface(synth, lam=s.lam),
-                                        s.synth_lr)
+            interface = DecoupledInterface(synth, lam=s.lam,
+                                           zero_output=s.ablation == "zero_synthetic_gradient")
+            trainers[v] = LinearTrainer(model, s.model_lr, interface, s.synth_lr,
+                                        context_shuffler(s.ablation, s.seed))
 
     batches = sampled_batches(data.x, data.y, s.batch_size,
                               torch.Generator().manual_seed(s.seed + 1))

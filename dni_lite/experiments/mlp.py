@@ -39,7 +39,8 @@ from torch.func import functional_call
 
 from ..data.datasets import DATASETS, Dataset, load_dataset, minibatch_indices
 from ..diagnostics import accuracy, cosine_similarity
-from ..interface import DecoupledInterface, label_context
+from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, label_context,
+                         regression_target)
 from ..runner import Result, Row, Settings, lockstep, run_to_end, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -208,11 +209,14 @@ class DecoupledMLP:
         n_classes: the context size of cDNI synthesizers (one-hot labels).
         kind, hidden_dim, zero_init: passed to each ``Synthesizer``.
         lr, synth_lr: Adam learning rates of the layers and the synthesizers.
+        ablation: one of ``interface.ABLATIONS``, switching one piece of the
+            mechanism off at every decoupled boundary (``seed`` seeds the shuffle).
     """
 
     def __init__(self, model: MLP, modes: str | Sequence[str], n_classes: int,
                  kind: str = "linear", hidden_dim: int = 256, zero_init: bool = True,
-                 lr: float = 1e-3, synth_lr: float = 3e-3) -> None:
+                 lr: float = 1e-3, synth_lr: float = 3e-3, ablation: str = "none",
+                 seed: int = 0) -> None:
         if not isinstance(model, MLP):
             raise ValueError(f"model must be an MLP, got {type(model).__name__}")
         if isinstance(modes, str):
@@ -224,6 +228,8 @@ class DecoupledMLP:
         self.n_classes = check_int("n_classes", n_classes, 1)
         check_float("lr", lr, 0.0, low_open=True)
         check_float("synth_lr", synth_lr, 0.0, low_open=True)
+        self.ablation = check_choice("ablation", ablation, ABLATIONS)
+        self.shuffle = context_shuffler(ablation, seed)
         self.model, self.modes = model, modes
         self.stages = make_stages(modes)
         self.stage_modules = [nn.Sequential(*[model.layers[i] for i in stage])
@@ -240,7 +246,8 @@ class DecoupledMLP:
             if mode in SG_MODES:
                 synth = Synthesizer(model.width, n_classes if mode == "cdni" else 0, kind=kind,
                                     hidden_dim=hidden_dim, zero_init=zero_init)
-                self.interfaces.append(DecoupledInterface(synth))
+                self.interfaces.append(DecoupledInterface(
+                    synth, zero_output=ablation == "zero_synthetic_gradient"))
                 self.synth_optimizers.append(torch.optim.Adam(synth.parameters(), lr=synth_lr))
             else:
                 self.interfaces.append(None)
@@ -256,7 +263,7 @@ class DecoupledMLP:
         """
         self.model.train()
         truth = true_gradients(self.model, x, y) if diagnose else None
-        context = label_context(y, self.n_classes)
+        context = self.context(y)
         metrics: dict[str, float] = {}
         h: Tensor = x
         below: int | None = None          # the boundary under the current stage
@@ -270,9 +277,10 @@ class DecoupledMLP:
                                 context=context if mode == "cdni" else None,
                                 y=y if is_output else None, send_gradient=sends)
             if sends and result.grad_in is not None:   # a frozen stage sends nothing down
-                key = f"L{below + 1}"
-                metrics[f"synth_loss/{key}"] = synthesizer_step(
-                    self.interfaces[below], self.synth_optimizers[below], result.grad_in)
+                # grad_in is bootstrapped unless this stage learned from the real loss
+                target = regression_target(result.grad_in, not is_output, self.ablation)
+                metrics[f"synth_loss/L{below + 1}"] = synthesizer_step(
+                    self.interfaces[below], self.synth_optimizers[below], target)
             if result.loss is not None:
                 metrics["train_loss"] = result.loss
             if iface is not None and truth is not None:
@@ -280,6 +288,10 @@ class DecoupledMLP:
                                                                truth[top])
             h, below = result.h_out, (None if is_output else top)
         return metrics
+
+    def context(self, y: Tensor) -> Tensor:
+        """The cDNI context of a batch (shuffled across it under ``"shuffled_context"``)."""
+        return label_context(y, self.n_classes, self.shuffle)
 
     def parameters(self) -> Iterator[nn.Parameter]:
         """The model's and the synthesizers' parameters."""
@@ -309,6 +321,7 @@ class MLPBaseSettings(Settings):
 
     ``kind``, ``synth_hidden``, ``synth_lr``: the synthesizers; ``lr``: the
     layers (Adam). ``n_train``: keep only that many training examples (quick runs).
+    ``ablation``: one of ``interface.ABLATIONS`` in every decoupled copy.
     """
 
     dataset: str = "mnist1d"
@@ -324,6 +337,7 @@ class MLPBaseSettings(Settings):
     batchnorm: bool = True
     log_every: int = 20
     n_train: int | None = None
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
@@ -340,6 +354,7 @@ class MLPBaseSettings(Settings):
         check_int("log_every", self.log_every, 1)
         if self.n_train is not None:
             check_int("n_train", self.n_train, 2)
+        check_choice("ablation", self.ablation, ABLATIONS)
 
 
 @dataclass(frozen=True)
@@ -415,7 +430,7 @@ def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Ro
         with seeded(s.seed + 1):         # identical synthesizer inits for DNI and cDNI
             setup = DecoupledMLP(copy.deepcopy(init), modes[variant], data.n_classes,
                                  kind=s.kind, hidden_dim=s.synth_hidden, zero_init=s.zero_init,
-                                 lr=s.lr, synth_lr=s.synth_lr)
+                                 lr=s.lr, synth_lr=s.synth_lr, ablation=s.ablation, seed=s.seed)
         trainers[variant] = MLPTrainer(setup, s.diagnose_every if variant in SG_MODES else 0)
 
     result: Result = yield from lockstep_epochs(trainers, data, s)

@@ -123,11 +123,15 @@ class TruncatedBPTT:
         aux_weight: weight of the auxiliary task (needs ``core`` built with ``aux=True``).
         loss: ``"bits"`` (bit vectors) or ``"categorical"`` (symbols).
         clip: clip the core's gradient norm to this (``None``: no clipping).
+        bootstrap: regress the synthesizer on the bootstrapped target (the chunk's
+            losses plus the injected synthetic gradient); ``False`` is the
+            ``"no_bootstrap"`` ablation: the chunk's own gradient alone.
     """
 
     def __init__(self, core: RecurrentCore, T: int, synthesizer: Synthesizer | None = None,
                  sg_scale: float = 0.1, lr: float = 3e-3, synth_lr: float = 1e-3,
-                 aux_weight: float = 0.0, loss: str = "bits", clip: float | None = None) -> None:
+                 aux_weight: float = 0.0, loss: str = "bits", clip: float | None = None,
+                 bootstrap: bool = True) -> None:
         if not isinstance(core, RecurrentCore):
             raise ValueError(f"core must be a RecurrentCore, got {type(core).__name__}")
         self.core = core
@@ -146,6 +150,7 @@ class TruncatedBPTT:
             raise ValueError("aux_weight > 0 needs a synthesizer and a core built with aux=True")
         self.loss = check_choice("loss", loss, LOSSES)
         self.clip = None if clip is None else check_float("clip", clip, 0.0, low_open=True)
+        self.bootstrap = check_bool("bootstrap", bootstrap)
         self.opt = torch.optim.Adam(core.parameters(), lr=lr)
         self.synth_opt = (torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
                           if synthesizer is not None else None)
@@ -174,6 +179,9 @@ class TruncatedBPTT:
         outputs, hiddens, s_end = self.core(inputs, s0)
         total, bits = sequence_loss(outputs, targets, mask, self.loss)
         row = {"bits": bits}
+        own = None                                 # the one-chunk target of the ablation
+        if dni and not self.bootstrap:
+            (own,) = torch.autograd.grad(total, s0, retain_graph=True)
         if dni:
             if inject and self.sg_scale > 0:       # the future's gradient, predicted at s_T
                 synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, s_end)
@@ -190,12 +198,13 @@ class TruncatedBPTT:
             nn.utils.clip_grad_norm_(self.core.parameters(), self.clip)
         self.opt.step()
         if dni:                                    # bootstrapped: chunk losses + injected SG
-            synth_loss = synthesizer_loss(self.synthesizer, s0, s0.grad)
+            target = s0.grad if own is None else own
+            synth_loss = synthesizer_loss(self.synthesizer, s0, target)
             self.synth_opt.zero_grad()
             synth_loss.backward()
             self.synth_opt.step()
             row["synth_loss"] = float(synth_loss.detach())
-            self.last_target = per_example(s0.grad).detach()
+            self.last_target = per_example(target).detach()
         self.state = s_end.detach()
         return row
 
@@ -241,7 +250,8 @@ class RecurrentSettings(Settings):
     ``T``: truncation window; ``sg_scale``: factor on the synthetic gradient
     injected at each chunk's end; ``lr``, ``synth_lr``: Adam rates of the core
     and the synthesizer; ``aux``: the auxiliary task; ``steps``: training
-    batches per method.
+    batches per method. ``ablation``: ``"no_bootstrap"`` regresses the
+    synthesizer on the chunk's own gradient, without the injected future.
     """
 
     T: int = 3
@@ -255,6 +265,7 @@ class RecurrentSettings(Settings):
     batch_size: int = 64
     seed: int = 0
     log_every: int = 20
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_int("T", self.T, 1)
@@ -268,6 +279,7 @@ class RecurrentSettings(Settings):
         check_int("batch_size", self.batch_size, 1)
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
+        check_choice("ablation", self.ablation, ("none", "no_bootstrap"))
 
 
 def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
@@ -283,7 +295,8 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
         core = RecurrentCore(input_dim, s.hidden_dim, output_dim, aux=s.aux and method == "dni")
         synth = Synthesizer(core.state_dim, kind=s.kind) if method == "dni" else None
     return TruncatedBPTT(core, T, synth, sg_scale=s.sg_scale, lr=s.lr, synth_lr=s.synth_lr,
-                         aux_weight=1.0 if s.aux and method == "dni" else 0.0, loss=loss)
+                         aux_weight=1.0 if s.aux and method == "dni" else 0.0, loss=loss,
+                         bootstrap=s.ablation != "no_bootstrap")
 
 
 def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..data.datasets import load_dataset
 from ..diagnostics import relative_error
-from ..interface import label_context, synthesizer_loss
+from ..interface import regression_target, synthesizer_loss
 from ..runner import Result, Row, seeded
 from ..synthesizer import KINDS
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -170,7 +170,7 @@ class UnlockedMLP:
         s, u = self.setup, self.unlocking
         depth = self.model.depth
         self.model.train()
-        context = label_context(y, s.n_classes)
+        context = s.context(y)
         fires = [True] * (depth + 1) if u.p == 1 else \
             (torch.rand(depth + 1, generator=self._coins) < u.p).tolist()
         metrics: dict[str, float] = {}
@@ -206,6 +206,8 @@ class UnlockedMLP:
                              target: Tensor) -> float | None:
         s, d = self.setup, self.unlocking.delay
         iface, opt = s.interfaces[k], s.synth_optimizers[k]
+        # the target comes from layer k + 1: bootstrapped unless that is the output layer
+        target = regression_target(target, k + 1 < self.model.depth, s.ablation)
         if d == 0:
             return synthesizer_step(iface, opt, target)
         ctx = context if s.modes[k] == "cdni" else None
@@ -277,7 +279,8 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
         with seeded(s.seed + 1):
             modes = ["none"] * s.depth if unlocking is None else [s.method] * s.depth
             setup = DecoupledMLP(copy.deepcopy(init), modes, data.n_classes, kind=s.kind,
-                                 hidden_dim=s.synth_hidden, lr=s.lr, synth_lr=s.synth_lr)
+                                 hidden_dim=s.synth_hidden, lr=s.lr, synth_lr=s.synth_lr,
+                                 ablation=s.ablation, seed=s.seed)
             trainers[name] = setup if unlocking is None else UnlockedMLP(
                 setup, unlocking, input_kind=s.input_kind, input_hidden=s.input_hidden,
                 input_lr=s.input_lr, seed=s.seed)

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..interface import ABLATIONS
 from ..synthesizer import KINDS
 from ..validate import check_choice, check_float, check_int
 
@@ -22,7 +23,8 @@ class ParallelConfig:
     ``eval_every``: score the test set through the pipeline every so many
     steps (0: only at the end); evaluation time is not counted as training.
     ``threads``: torch threads per worker. ``timeout_s``: the process group's
-    timeout. For tests: ``trace_steps`` records the tensors each worker
+    timeout. ``ablation``: one of ``interface.ABLATIONS`` at every stage boundary.
+    For tests: ``trace_steps`` records the tensors each worker
     receives in its first steps; ``fail_rank`` fails at step ``fail_step``.
     """
 
@@ -44,6 +46,7 @@ class ParallelConfig:
     trace_steps: int = 0
     fail_rank: int = -1
     fail_step: int = -1
+    ablation: str = "none"
 
     def validate(self) -> "ParallelConfig":
         """Check every field; raise ValueError naming the bad one."""
@@ -70,6 +73,7 @@ class ParallelConfig:
         check_int("trace_steps", self.trace_steps, 0)
         check_int("fail_rank", self.fail_rank, -1)
         check_int("fail_step", self.fail_step, -1)
+        check_choice("ablation", self.ablation, ABLATIONS)
         return self
 
     def stage_layers(self) -> list[tuple[int, int]]:

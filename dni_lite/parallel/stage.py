@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from ..data.datasets import Dataset, load_dataset, minibatch_indices
 from ..diagnostics import percent_correct
 from ..experiments.mlp import MLP, LayerStep, layer_step
-from ..interface import DecoupledInterface, label_context, synthesizer_loss
+from ..interface import (DecoupledInterface, context_shuffler, label_context, regression_target,
+                         synthesizer_loss)
 from ..runner import seeded
 from ..synthesizer import Synthesizer
 from .config import ParallelConfig
@@ -51,10 +52,14 @@ class Stage:
     """
 
     def __init__(self, module: nn.Module, interface: DecoupledInterface | None,
-                 config: ParallelConfig, n_classes: int, first: bool) -> None:
+                 config: ParallelConfig, n_classes: int, first: bool,
+                 bootstrapped: bool = False) -> None:
         self.module, self.interface = module, interface
         self.first, self.last = first, interface is None
         self.n_classes, self.conditioned = n_classes, config.method == "cdni"
+        # the targets from the stage above are bootstrapped unless it is the last one
+        self.bootstrapped, self.ablation = bootstrapped, config.ablation
+        self.shuffle = context_shuffler(config.ablation, config.seed)
         self.opt = torch.optim.Adam(module.parameters(), lr=config.lr)
         self.synth_opt = (torch.optim.Adam(interface.parameters(), lr=config.synth_lr)
                           if interface is not None else None)
@@ -64,7 +69,7 @@ class Stage:
     def step(self, h_in: Tensor, y: Tensor) -> LayerStep:
         """Forward and update at once; ``h_out`` goes up, ``grad_in`` goes down."""
         t0 = time.perf_counter()
-        context = label_context(y, self.n_classes) if self.conditioned else None
+        context = label_context(y, self.n_classes, self.shuffle) if self.conditioned else None
         result = layer_step(self.module, self.opt, h_in.detach(), interface=self.interface,
                             context=context if self.interface else None,
                             y=y if self.last else None, send_gradient=not self.first)
@@ -79,6 +84,7 @@ class Stage:
         t0 = time.perf_counter()
         h, context = self.pending.popleft()
         self.synth_opt.zero_grad(set_to_none=True)
+        target = regression_target(target, self.bootstrapped, self.ablation)
         loss = synthesizer_loss(self.interface.synthesizer, h, target, context)
         loss.backward()
         self.synth_opt.step()
@@ -108,7 +114,9 @@ def build_stages(config: ParallelConfig, data: Dataset) -> list[Stage]:
             if k < len(bounds) - 1:
                 interface = DecoupledInterface(Synthesizer(
                     config.width, data.n_classes if config.method == "cdni" else 0,
-                    kind=config.synth_kind, hidden_dim=config.synth_hidden))
+                    kind=config.synth_kind, hidden_dim=config.synth_hidden),
+                    zero_output=config.ablation == "zero_synthetic_gradient")
             module = nn.Sequential(*[model.layers[i] for i in range(a, b)])
-            stages.append(Stage(module, interface, config, data.n_classes, first=(k == 0)))
+            stages.append(Stage(module, interface, config, data.n_classes, first=(k == 0),
+                                bootstrapped=k < len(bounds) - 2))
     return stages
