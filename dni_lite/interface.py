@@ -56,6 +56,14 @@ from torch import Tensor, nn
 from .validate import check_bool, check_float, check_int
 
 ABLATIONS = ("none", "zero_synthetic_gradient", "shuffled_context", "no_bootstrap")
+# the suffix of a control copy's variant name: "cdni" under "shuffled_context" is "cdni_shuffled"
+CONTROL_SUFFIX = {"zero_synthetic_gradient": "zero_sg", "shuffled_context": "shuffled",
+                  "no_bootstrap": "no_bootstrap"}
+
+
+def control_name(variant: str, ablation: str) -> str:
+    """The name of ``variant``'s control copy under ``ablation`` (``"cdni_shuffled"``)."""
+    return f"{variant}_{CONTROL_SUFFIX[ablation]}"
 
 
 # -- the unit convention ------------------------------------------------------------------

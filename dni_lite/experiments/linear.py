@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from ..data.datasets import sampled_batches
 from ..diagnostics import cosine_similarity
-from ..interface import ABLATIONS, DecoupledInterface, context_shuffler, shuffle_rows
+from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
+                         shuffle_rows)
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -126,6 +127,12 @@ class LinearSettings(Settings):
     label noise of the regression task; ``log_every``: steps per logged row.
     ``ablation``: switch one piece of the mechanism off in the synthetic-gradient
     copies (``"zero_synthetic_gradient"``, ``"shuffled_context"``; see ``interface``).
+    ``controls``: for each ablation listed, a control copy of cDNI with that
+    piece switched off (``cdni_zero_sg``, ``cdni_shuffled``), trained alongside.
+
+    The hidden layer (5 units) is narrower than the input (10): a lower module
+    that never learns keeps a random 5-dimensional view of x and the loss stays
+    far above the noise floor, so whether the lower module learns shows.
     """
 
     model_lr: float = 0.05
@@ -136,11 +143,12 @@ class LinearSettings(Settings):
     lam: float = 0.0
     steps: int = 1500
     batch_size: int = 32
-    hidden_dim: int = 10
+    hidden_dim: int = 5
     noise: float = 0.5
     seed: int = 0
     log_every: int = 10
     ablation: str = "none"
+    controls: tuple[str, ...] = ("zero_synthetic_gradient", "shuffled_context")
 
     def validate(self) -> None:
         check_float("model_lr", self.model_lr, 0.0, low_open=True)
@@ -156,6 +164,10 @@ class LinearSettings(Settings):
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
         check_choice("ablation", self.ablation, ABLATIONS[:3])
+        if not isinstance(self.controls, tuple):
+            raise ValueError(f"controls must be a tuple of ablations, got {self.controls!r}")
+        for c in self.controls:
+            check_choice("controls[]", c, ABLATIONS[1:3])
 
 
 class LinearTrainer:
@@ -189,23 +201,26 @@ def compare_linear(settings: LinearSettings | None = None, **overrides) -> Itera
     s = LinearSettings.build(settings, **overrides)
     data = make_regression(noise=s.noise, seed=s.seed)
     in_dim, out_dim = data.x.shape[1], data.y.shape[1]
-    variants = ["backprop"] + {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]
+    # (name, synthesizer sees the label, ablation) of every copy beside backprop
+    copies = [(v, v == "cdni", s.ablation)
+              for v in {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]]
+    copies += [(control_name("cdni", c), True, c) for c in s.controls]
 
     trainers: dict[str, LinearTrainer] = {}
     with seeded(s.seed):       # each copy is built afresh, then given the shared initial weights
         init = LinearNet(in_dim, s.hidden_dim, out_dim).state_dict()
-        for v in variants:
+        model = LinearNet(in_dim, s.hidden_dim, out_dim)
+        model.load_state_dict(init)
+        trainers["backprop"] = LinearTrainer(model, s.model_lr)
+        for name, conditioned, ablation in copies:
             model = LinearNet(in_dim, s.hidden_dim, out_dim)
             model.load_state_dict(init)
-            if v == "backprop":
-                trainers[v] = LinearTrainer(model, s.model_lr)
-                continue
-            synth = Synthesizer(s.hidden_dim, context_dim=out_dim if v == "cdni" else 0,
+            synth = Synthesizer(s.hidden_dim, context_dim=out_dim if conditioned else 0,
                                 kind=s.kind, zero_init=s.zero_init)
             interface = DecoupledInterface(synth, lam=s.lam,
-                                           zero_output=s.ablation == "zero_synthetic_gradient")
-            trainers[v] = LinearTrainer(model, s.model_lr, interface, s.synth_lr,
-                                        context_shuffler(s.ablation, s.seed))
+                                           zero_output=ablation == "zero_synthetic_gradient")
+            trainers[name] = LinearTrainer(model, s.model_lr, interface, s.synth_lr,
+                                           context_shuffler(ablation, s.seed))
 
     batches = sampled_batches(data.x, data.y, s.batch_size,
                               torch.Generator().manual_seed(s.seed + 1))
