@@ -32,3 +32,39 @@ def test_nb01_checks_fail_on_their_controls(linear_rows):
         nb01.dni_stalls_like_the_control(linear_rows, method="cdni")
     with pytest.raises(ClaimFailed, match="not mixed in"):
         nb01.lambda_one_is_backprop(0.0, 0.0)   # a BP(lambda) that ignored the synthetic part
+
+
+# -- notebook 03 --------------------------------------------------------------------------
+from dni_lite.claims import nb03                                    # noqa: E402
+from dni_lite.experiments.mlp import compare_mlp, sweep_depth      # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mlp_measures():
+    rows, _ = run_to_end(compare_mlp())
+    return nb03.measures(rows)
+
+
+def test_nb03_checks_pass_on_the_method(mlp_measures):
+    for check in (nb03.cdni_close_to_backprop, nb03.dni_lower_layers_learn,
+                  nb03.cdni_cosine_grows_toward_the_top, nb03.cdni_at_least_dni):
+        assert check(mlp_measures).startswith("PASS")
+
+
+def test_nb03_checks_fail_on_their_controls(mlp_measures):
+    m = mlp_measures
+    with pytest.raises(ClaimFailed):       # the label shuffled: far from backprop, no ordering
+        nb03.cdni_close_to_backprop(m, method="cdni_shuffled")
+    with pytest.raises(ClaimFailed):
+        nb03.cdni_cosine_grows_toward_the_top(m, method="cdni_shuffled")
+    with pytest.raises(ClaimFailed):
+        nb03.cdni_at_least_dni(m, method="cdni_shuffled")
+    with pytest.raises(ClaimFailed, match="does not beat|cosine"):   # no bootstrapped targets
+        nb03.dni_lower_layers_learn(m, method="dni_no_bootstrap")
+
+
+def test_nb03_sweep_check_passes_and_fails_on_its_control():
+    rows, _ = run_to_end(sweep_depth(depths=(2,), seeds=(0,)))
+    assert nb03.sweep_beats_no_backprop(rows).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb03.sweep_beats_no_backprop(rows, methods=("no_backprop",))

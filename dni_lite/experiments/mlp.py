@@ -39,8 +39,8 @@ from torch.func import functional_call
 
 from ..data.datasets import DATASETS, Dataset, load_dataset, minibatch_indices
 from ..diagnostics import accuracy, cosine_similarity
-from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, label_context,
-                         regression_target)
+from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
+                         label_context, regression_target)
 from ..runner import Result, Row, Settings, lockstep, run_to_end, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -366,13 +366,21 @@ class MLPSettings(MLPBaseSettings):
     adds the copy in which only the output layer learns; ``zero_init``
     starts the synthesizers' output at zero. ``diagnose_every``: measure
     cosines to the true gradient every so many steps (0: never).
+    ``controls``: ``(variant, ablation)`` pairs, each a copy of that variant
+    with one piece of the mechanism switched off (``dni_no_bootstrap``,
+    ``cdni_shuffled``). ``paper_dni`` adds ``dni_mlp``: DNI with the paper's
+    MNIST synthesizer, an MLP with two hidden layers of ``paper_hidden`` units.
     """
 
+    lr: float = 3e-4
     cut: str = "all"
     variants: str = "both"
     no_backprop: bool = True
     zero_init: bool = True
     diagnose_every: int = 4
+    controls: tuple[tuple[str, str], ...] = (("dni", "no_bootstrap"), ("cdni", "shuffled_context"))
+    paper_dni: bool = True
+    paper_hidden: int = 1024
 
     def validate(self) -> None:
         super().validate()
@@ -381,6 +389,15 @@ class MLPSettings(MLPBaseSettings):
         check_bool("no_backprop", self.no_backprop)
         check_bool("zero_init", self.zero_init)
         check_int("diagnose_every", self.diagnose_every, 0)
+        if not isinstance(self.controls, tuple) or not all(
+                isinstance(c, tuple) and len(c) == 2 for c in self.controls):
+            raise ValueError(f"controls must be a tuple of (variant, ablation) pairs, "
+                             f"got {self.controls!r}")
+        for variant, ablation in self.controls:
+            check_choice("controls[][0]", variant, SG_MODES)
+            check_choice("controls[][1]", ablation, ABLATIONS[1:])
+        check_bool("paper_dni", self.paper_dni)
+        check_int("paper_hidden", self.paper_hidden, 1, 4096)
 
 
 class MLPTrainer:
@@ -418,20 +435,28 @@ def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Ro
     """
     s = MLPSettings.build(settings, **overrides)
     data = load_dataset(s.dataset, seed=s.seed, n_train=s.n_train)
-    variants = (["no_backprop"] if s.no_backprop else []) + ["backprop"] + \
-        {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]
-    modes = {"no_backprop": ["none"] * s.depth, "backprop": ["backprop"] * s.depth,
-             "dni": cut_modes(s.depth, "dni", s.cut), "cdni": cut_modes(s.depth, "cdni", s.cut)}
+    # name -> (boundary mode, synthesizer kind, synthesizer hidden size, ablation)
+    copies = {"no_backprop": ("none", s.kind, s.synth_hidden, "none"),
+              "backprop": ("backprop", s.kind, s.synth_hidden, "none")}
+    if not s.no_backprop:
+        del copies["no_backprop"]
+    for variant in {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]:
+        copies[variant] = (variant, s.kind, s.synth_hidden, s.ablation)
+    if s.paper_dni:
+        copies["dni_mlp"] = ("dni", "mlp", s.paper_hidden, s.ablation)
+    for variant, ablation in s.controls:
+        copies[control_name(variant, ablation)] = (variant, s.kind, s.synth_hidden, ablation)
 
     with seeded(s.seed):
         init = MLP(data.in_dim, data.n_classes, s.depth, s.width, s.batchnorm)
     trainers = {}
-    for variant in variants:
-        with seeded(s.seed + 1):         # identical synthesizer inits for DNI and cDNI
-            setup = DecoupledMLP(copy.deepcopy(init), modes[variant], data.n_classes,
-                                 kind=s.kind, hidden_dim=s.synth_hidden, zero_init=s.zero_init,
-                                 lr=s.lr, synth_lr=s.synth_lr, ablation=s.ablation, seed=s.seed)
-        trainers[variant] = MLPTrainer(setup, s.diagnose_every if variant in SG_MODES else 0)
+    for name, (mode, kind, hidden, ablation) in copies.items():
+        with seeded(s.seed + 1):         # identical synthesizer inits for every copy
+            setup = DecoupledMLP(copy.deepcopy(init), cut_modes(s.depth, mode, s.cut)
+                                 if mode in SG_MODES else [mode] * s.depth, data.n_classes,
+                                 kind=kind, hidden_dim=hidden, zero_init=s.zero_init,
+                                 lr=s.lr, synth_lr=s.synth_lr, ablation=ablation, seed=s.seed)
+        trainers[name] = MLPTrainer(setup, s.diagnose_every if mode in SG_MODES else 0)
 
     result: Result = yield from lockstep_epochs(trainers, data, s)
     return result
@@ -458,6 +483,8 @@ class SweepSettings(MLPSettings):
     depths: tuple[int, ...] = (2, 4)
     seeds: tuple[int, ...] = (0, 1)
     diagnose_every: int = 0
+    controls: tuple[tuple[str, str], ...] = ()
+    paper_dni: bool = False
 
     def validate(self) -> None:
         super().validate()

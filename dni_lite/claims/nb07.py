@@ -1,0 +1,63 @@
+"""Notebook 07's claims: the pipelined run is the in-process run, and it learns from its synthesizers.
+
+Controls: the in-process run with another schedule (``target_delay=0``), which
+the pipelined run must *not* match (so the comparison can tell schedules
+apart), and the same run with the synthetic gradients zeroed
+(``ablation="zero_synthetic_gradient"``), which the DNI run must beat.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import torch
+
+from ..parallel import ParallelConfig, train_in_process
+from . import require
+
+
+def same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two runs ended with bit-identical weights in every stage and synthesizer."""
+    for sa, sb in zip(a["state"], b["state"]):
+        for part in ("module", "synthesizer"):
+            if (sa[part] is None) != (sb[part] is None):
+                return False
+            if sa[part] is not None and not all(torch.equal(sa[part][k], sb[part][k]) for k in sa[part]):
+                return False
+    return len(a["state"]) == len(b["state"])
+
+
+def pipeline_matches_reference(pipelined: dict[str, Any], reference: dict[str, Any],
+                               other_schedule: dict[str, Any]) -> str:
+    """The pipelined run ends with exactly the reference's weights and test accuracy (one thread
+    per worker: the same arithmetic in the same order), and not with those of a run whose schedule
+    differs (the control: the comparison can tell them apart)."""
+    require(pipelined["test_accuracy"] == reference["test_accuracy"],
+            f"pipelined {pipelined['test_accuracy']:.2f}% != in-process {reference['test_accuracy']:.2f}%")
+    require(same_weights(pipelined, reference), "the pipelined run's weights differ from the "
+                                                "in-process reference's")
+    require(not same_weights(pipelined, other_schedule),
+            "the pipelined run also matches a run with another schedule: the comparison is blind")
+    return ("PASS: the pipelined run ends with exactly the in-process run's weights and accuracy, "
+            "and not with those of a run whose targets arrive on another schedule")
+
+
+def pipeline_learns(dni: dict[str, Any], zero_sg: dict[str, Any], margin: float = 5.0) -> str:
+    """The DNI run ends at least ``margin`` points above the same run with its synthetic gradients
+    zeroed (only the last stage learns then), calibrated over seeds 0-4."""
+    a, b = dni["test_accuracy"], zero_sg["test_accuracy"]
+    require(a >= b + margin, f"DNI {a:.1f}% is not {margin:g} points above the zero-synthetic-"
+                             f"gradient control {b:.1f}%")
+    return (f"PASS: the DNI run ends at least {margin:g} points above the same run with its synthetic "
+            "gradients zeroed")
+
+
+def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), **fields: Any) -> list[dict[str, float]]:
+    """Per seed, in one process: the DNI run's and the zero-synthetic-gradient control's accuracy."""
+    table = []
+    for seed in seeds:
+        config = ParallelConfig(seed=seed, **fields)
+        dni = train_in_process(config)
+        zero = train_in_process(dataclasses.replace(config, ablation="zero_synthetic_gradient"))
+        table.append({"seed": seed, "dni": dni["test_accuracy"], "zero_sg": zero["test_accuracy"]})
+    return table
