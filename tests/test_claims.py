@@ -68,3 +68,28 @@ def test_nb03_sweep_check_passes_and_fails_on_its_control():
     assert nb03.sweep_beats_no_backprop(rows).startswith("PASS")
     with pytest.raises(ClaimFailed):
         nb03.sweep_beats_no_backprop(rows, methods=("no_backprop",))
+
+
+# -- notebook 07 --------------------------------------------------------------------------
+import dataclasses                                                  # noqa: E402
+
+from dni_lite.claims import nb07                                    # noqa: E402
+from dni_lite.parallel import ParallelConfig, train_in_process, train_parallel   # noqa: E402
+
+
+def test_nb07_exact_match_check_passes_and_fails_on_another_schedule():
+    config = ParallelConfig(width=32, depth=3, batch_size=16, steps=20, seed=3)
+    pipelined, reference = train_parallel(config), train_in_process(config)
+    other = train_in_process(dataclasses.replace(config, target_delay=0))
+    assert nb07.pipeline_matches_reference(pipelined, reference, other).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb07.pipeline_matches_reference(pipelined, other, reference)
+
+
+def test_nb07_learning_check_passes_and_fails_on_the_zeroed_control():
+    config = ParallelConfig(steps=300, batch_size=64, seed=0)
+    dni = train_in_process(config)
+    zero = train_in_process(dataclasses.replace(config, ablation="zero_synthetic_gradient"))
+    assert nb07.pipeline_learns(dni, zero).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb07.pipeline_learns(zero, zero)
