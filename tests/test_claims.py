@@ -93,3 +93,37 @@ def test_nb07_learning_check_passes_and_fails_on_the_zeroed_control():
     assert nb07.pipeline_learns(dni, zero).startswith("PASS")
     with pytest.raises(ClaimFailed):
         nb07.pipeline_learns(zero, zero)
+
+
+# -- notebook 04 --------------------------------------------------------------------------
+from dni_lite.claims import nb04                                    # noqa: E402
+from dni_lite.experiments.unlock import complete_unlocking, staleness, stochastic_updates  # noqa: E402
+
+
+def test_nb04_stochastic_check_passes_and_fails_on_its_control():
+    _, result = run_to_end(stochastic_updates())
+    acc, trainer = result.final("acc"), result.trainers["stochastic"]
+    assert nb04.stochastic_updates_learn(acc, trainer.updates, trainer.steps, p=0.2).startswith("PASS")
+    control = result.trainers["stochastic_no_bootstrap"]
+    with pytest.raises(ClaimFailed):
+        nb04.stochastic_updates_learn(acc, control.updates, control.steps, p=0.2,
+                                      method="stochastic_no_bootstrap")
+    with pytest.raises(ClaimFailed, match="updated"):    # a layer that never updates
+        nb04.stochastic_updates_learn(acc, [0] + trainer.updates[1:], trainer.steps, p=0.2)
+
+
+def test_nb04_staleness_check_passes_and_fails_on_its_control():
+    _, result = run_to_end(staleness())
+    acc = result.final("acc")
+    assert nb04.stale_targets_cost(acc).startswith("PASS")
+    with pytest.raises(ClaimFailed, match="does not learn"):
+        nb04.stale_targets_cost(acc, fresh="no_backprop")
+
+
+def test_nb04_unlocking_check_passes_and_fails_on_its_control():
+    rows, result = run_to_end(complete_unlocking())
+    acc = result.final("acc")
+    ratios = [rows[-1][f"input_err/unlocked/L{k}"] / rows[0][f"input_err/unlocked/L{k}"] for k in (2, 3, 4)]
+    assert nb04.unlocked_network_learns(acc, ratios).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb04.unlocked_network_learns(acc, ratios, method="no_backprop")

@@ -329,7 +329,7 @@ class MLPBaseSettings(Settings):
     width: int = 256
     kind: str = "linear"
     synth_hidden: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-4
     synth_lr: float = 3e-3
     batch_size: int = 128
     epochs: int = 15
@@ -372,7 +372,6 @@ class MLPSettings(MLPBaseSettings):
     MNIST synthesizer, an MLP with two hidden layers of ``paper_hidden`` units.
     """
 
-    lr: float = 3e-4
     cut: str = "all"
     variants: str = "both"
     no_backprop: bool = True

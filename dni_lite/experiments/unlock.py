@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..data.datasets import load_dataset
 from ..diagnostics import relative_error
-from ..interface import regression_target, synthesizer_loss
+from ..interface import ABLATIONS, regression_target, synthesizer_loss
 from ..runner import Result, Row, seeded
 from ..synthesizer import KINDS
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -43,6 +43,7 @@ from .mlp import (MLP, DecoupledMLP, MLPBaseSettings, layer_step, lockstep_epoch
 
 FORWARD_UNLOCK = ("none", "top", "all")
 SG_METHODS = ("dni", "cdni")
+BACKPROP = "backprop"      # a variant value: the same MLP trained with ordinary backprop
 
 
 class SyntheticInput(nn.Module):
@@ -110,17 +111,21 @@ class Unlocking:
     ``p``: probability that a layer updates at a step; ``delay``: steps late at
     which synthesizer targets and real inputs arrive; ``forward``: which layers
     run on synthetic inputs (``"none"``, ``"top"`` = the output layer, ``"all"``
-    layers above the first).
+    layers above the first); ``ablation``: one of ``interface.ABLATIONS`` for
+    this variant alone (``None``: the experiment's ``ablation`` setting).
     """
 
     p: float = 1.0
     delay: int = 0
     forward: str = "none"
+    ablation: str | None = None
 
     def __post_init__(self) -> None:
         check_float("p", self.p, 0.0, 1.0)
         check_int("delay", self.delay, 0, 1000)
         check_choice("forward", self.forward, FORWARD_UNLOCK)
+        if self.ablation is not None:
+            check_choice("ablation", self.ablation, ABLATIONS)
 
 
 class UnlockedMLP:
@@ -154,6 +159,8 @@ class UnlockedMLP:
         self.input_optimizers = {layer: torch.optim.Adam(m.parameters(), lr=input_lr)
                                  for layer, m in self.inputs.items()}
         self._coins = torch.Generator().manual_seed(seed + 3)
+        self.steps = 0
+        self.updates = [0] * (depth + 1)       # how many steps each layer updated its weights
         self._targets = [deque() for _ in range(depth)]       # (h, context, target) per boundary
         self._real_inputs = {layer: deque() for layer in self.forward_unlocked}   # (x, h)
 
@@ -173,6 +180,8 @@ class UnlockedMLP:
         context = s.context(y)
         fires = [True] * (depth + 1) if u.p == 1 else \
             (torch.rand(depth + 1, generator=self._coins) < u.p).tolist()
+        self.steps += 1
+        self.updates = [n + bool(f) for n, f in zip(self.updates, fires)]
         metrics: dict[str, float] = {}
         h: Tensor = x
         outputs: list[Tensor] = []                   # what each layer sent up (synthesizer inputs)
@@ -255,8 +264,8 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
                      **overrides) -> Iterator[Row]:
     """Train several unlocked variants of one MLP side by side, as ``compare_mlp`` does.
 
-    ``variants`` maps a name to an ``Unlocking`` (or to ``None``: the
-    no-backprop baseline in which only the output layer learns). Initial
+    ``variants`` maps a name to an ``Unlocking``, to ``None`` (the no-backprop
+    baseline in which only the output layer learns) or to ``BACKPROP``. Initial
     weights, synthesizer initialisation and batch order are those of
     ``compare_mlp`` for the same seed, so ``Unlocking()`` (p=1, no delay,
     forward-locked) reproduces its DNI/cDNI copy exactly. Every ``log_every``
@@ -267,8 +276,8 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
     if not isinstance(variants, dict) or not variants:
         raise ValueError("variants must map at least one name to an Unlocking or None")
     for name, v in variants.items():
-        if v is not None and not isinstance(v, Unlocking):
-            raise ValueError(f"variants[{name!r}] must be an Unlocking or None, got {v!r}")
+        if v is not None and v != BACKPROP and not isinstance(v, Unlocking):
+            raise ValueError(f"variants[{name!r}] must be an Unlocking, None or BACKPROP, got {v!r}")
     s = UnlockSettings.build(settings, **overrides)
     data = load_dataset(s.dataset, seed=s.seed, n_train=s.n_train)
 
@@ -277,11 +286,14 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
     trainers: dict[str, object] = {}
     for name, unlocking in variants.items():
         with seeded(s.seed + 1):
-            modes = ["none"] * s.depth if unlocking is None else [s.method] * s.depth
-            setup = DecoupledMLP(copy.deepcopy(init), modes, data.n_classes, kind=s.kind,
+            mode = {None: "none", BACKPROP: "backprop"}.get(unlocking, s.method) \
+                if not isinstance(unlocking, Unlocking) else s.method
+            ablation = s.ablation if not isinstance(unlocking, Unlocking) or \
+                unlocking.ablation is None else unlocking.ablation
+            setup = DecoupledMLP(copy.deepcopy(init), [mode] * s.depth, data.n_classes, kind=s.kind,
                                  hidden_dim=s.synth_hidden, lr=s.lr, synth_lr=s.synth_lr,
-                                 ablation=s.ablation, seed=s.seed)
-            trainers[name] = setup if unlocking is None else UnlockedMLP(
+                                 ablation=ablation, seed=s.seed)
+            trainers[name] = setup if not isinstance(unlocking, Unlocking) else UnlockedMLP(
                 setup, unlocking, input_kind=s.input_kind, input_hidden=s.input_hidden,
                 input_lr=s.input_lr, seed=s.seed)
 
@@ -304,16 +316,24 @@ class StochasticSettings(UnlockSettings):
 
 def stochastic_updates(settings: StochasticSettings | None = None, **overrides) -> Iterator[Row]:
     """Every layer updates with probability ``p`` per step (``"stochastic"``), next to the
-    same network updating every step (``"every_step"``) and the no-backprop baseline."""
+    same network updating every step (``"every_step"``), backprop, the no-backprop baseline
+    and the control ``"stochastic_no_bootstrap"`` (the synthesizers below the top regress on
+    zero, so the layers under the top hidden one get no signal)."""
     s = StochasticSettings.build(settings, **overrides)
-    return compare_unlocked({"no_backprop": None, "every_step": Unlocking(),
-                             "stochastic": Unlocking(p=s.p)}, s)
+    return compare_unlocked({"backprop": BACKPROP, "no_backprop": None, "every_step": Unlocking(),
+                             "stochastic": Unlocking(p=s.p),
+                             "stochastic_no_bootstrap": Unlocking(p=s.p, ablation="no_bootstrap")}, s)
 
 
 @dataclass(frozen=True)
 class StalenessSettings(UnlockSettings):
-    """``delay``: steps late at which targets arrive; ``forward_unlock``: real inputs too."""
+    """``delay``: steps late at which targets arrive; ``forward_unlock``: real inputs too.
 
+    The layers learn at 1e-3 here (3e-4 elsewhere): a network that moves further per step
+    has moved further by the time a late target arrives, which is what this experiment shows.
+    """
+
+    lr: float = 1e-3
     delay: int = 16
     forward_unlock: bool = False
 
@@ -325,10 +345,11 @@ class StalenessSettings(UnlockSettings):
 
 def staleness(settings: StalenessSettings | None = None, **overrides) -> Iterator[Row]:
     """Synthesizer targets (and, with ``forward_unlock``, real inputs) arriving
-    0, ``delay // 4`` and ``delay`` steps late: variants ``"d0"``, ``"d_quarter"``, ``"d_full"``."""
+    0, ``delay // 4`` and ``delay`` steps late: variants ``"d0"``, ``"d_quarter"``, ``"d_full"``,
+    beside the no-backprop baseline (the guard that ``d0`` learns at all)."""
     s = StalenessSettings.build(settings, **overrides)
     forward = "all" if s.forward_unlock else "none"
-    return compare_unlocked({"d0": Unlocking(forward=forward),
+    return compare_unlocked({"no_backprop": None, "d0": Unlocking(forward=forward),
                              "d_quarter": Unlocking(delay=s.delay // 4, forward=forward),
                              "d_full": Unlocking(delay=s.delay, forward=forward)}, s)
 
@@ -349,8 +370,9 @@ class CompleteUnlockingSettings(UnlockSettings):
 def complete_unlocking(settings: CompleteUnlockingSettings | None = None, **overrides
                        ) -> Iterator[Row]:
     """Synthetic inputs for the layers ``forward`` picks, plus synthetic gradients everywhere
-    (``"unlocked"``), next to the forward-locked DNI network (``"update_decoupled"``) and the
-    no-backprop baseline."""
+    (``"unlocked"``), next to the forward-locked DNI network (``"update_decoupled"``, i.e. p=1),
+    backprop and the no-backprop baseline."""
     s = CompleteUnlockingSettings.build(settings, **overrides)
-    return compare_unlocked({"no_backprop": None, "update_decoupled": Unlocking(p=s.p),
+    return compare_unlocked({"backprop": BACKPROP, "no_backprop": None,
+                             "update_decoupled": Unlocking(p=s.p),
                              "unlocked": Unlocking(p=s.p, forward=s.forward)}, s)
