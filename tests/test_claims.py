@@ -127,3 +127,53 @@ def test_nb04_unlocking_check_passes_and_fails_on_its_control():
     assert nb04.unlocked_network_learns(acc, ratios).startswith("PASS")
     with pytest.raises(ClaimFailed):
         nb04.unlocked_network_learns(acc, ratios, method="no_backprop")
+
+
+# -- notebook 02 --------------------------------------------------------------------------
+from dni_lite.claims import nb02                                    # noqa: E402
+from dni_lite.experiments.deep_linear import (compare_deep_linear, compare_methods,  # noqa: E402
+                                              lower_movement, prediction_ratio, squared_loss)
+from dni_lite.experiments.representations import linear_cka, rdm_distance  # noqa: E402
+
+
+def test_nb02_section1_checks_pass_and_fail_on_the_frozen_control():
+    rows, result = run_to_end(compare_deep_linear())
+    data = result.data
+    moved = {v: lower_movement(result.trainers[v], 5) for v in ("dni", "dni_zero_sg")}
+    ratio = prediction_ratio(result.trainers["dni"], data.x_test, data.y_test, squared_loss)
+    assert nb02.cdni_converges_like_backprop(rows).startswith("PASS")
+    assert nb02.dni_learned_a_zero_predictor(rows, moved["dni"], ratio).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb02.cdni_converges_like_backprop(rows, method="dni_zero_sg")
+    with pytest.raises(ClaimFailed, match="never moved"):   # the synthesizer never moved anything
+        nb02.dni_learned_a_zero_predictor(rows, moved["dni_zero_sg"], ratio, method="dni_zero_sg")
+
+
+def test_nb02_lambda_check_passes_and_fails_when_the_mix_is_not_a_mix():
+    lams = (0.0, 0.5, 1.0)
+    rows, _ = run_to_end(compare_deep_linear(variants="none", sweep=lams, controls=()))
+    assert nb02.lambda_sweep_mixes(rows, lams).startswith("PASS")
+    fake = [{**r, "test_loss/lam=0.5": r["test_loss/backprop"]} for r in rows]
+    with pytest.raises(ClaimFailed, match="not a mix"):
+        nb02.lambda_sweep_mixes(fake, lams)
+
+
+def test_nb02_representation_and_signal_checks_fail_on_the_no_backprop_control():
+    _, result = run_to_end(compare_methods(method="cdni"))
+    task, acc = result.data, result.final("acc")
+    acts = {n: t.model.activations(task.x_test) for n, t in result.trainers.items()}
+    cka = {n: [linear_cka(a, b) for a, b in zip(acts["backprop"], acts[n])] for n in ("cdni", "no_backprop")}
+    rdm = {n: [rdm_distance(h, acts[n][-1]) for h in acts[n]] for n in acts}
+    assert nb02.cdni_representations_match_backprop(cka, rdm).startswith("PASS")
+    assert nb02.cdni_accuracy_matches_backprop(acc).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb02.cdni_representations_match_backprop(cka, rdm, method="no_backprop")
+    with pytest.raises(ClaimFailed):
+        nb02.cdni_accuracy_matches_backprop(acc, method="no_backprop")
+    named = {"backprop": acc["backprop"], "no backprop": acc["no_backprop"], "cDNI": acc["cdni"]}
+    cos = {"cDNI": 0.9, "no backprop": 0.0}
+    assert nb02.signals_learn(named, cos, methods=("cDNI", "backprop")).startswith("PASS")
+    with pytest.raises(ClaimFailed):
+        nb02.signals_learn(named, cos, methods=("no backprop",))
+    with pytest.raises(ClaimFailed):
+        nb02.dni_with_mlp_synthesizer_learns(named, cos, method="no backprop")

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from ..data.datasets import digits_arrays, sampled_batches
 from ..diagnostics import accuracy, cosine_similarity
 from ..feedback import FIXED_METHODS, fixed_synthesizers
-from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, regression_target,
-                         shuffle_rows)
+from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
+                         regression_target, shuffle_rows)
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -190,6 +190,7 @@ class DeepLinearTrainer:
                  seed: int = 0) -> None:
         self.model, self.interfaces, self.loss_fn = model, interfaces, loss_fn
         self.ablation, self.shuffle = ablation, context_shuffler(ablation, seed)
+        self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.SGD(trainable, lr=model_lr)
         params = [p for iface in interfaces.values() for p in iface.synthesizer.parameters()]
@@ -204,6 +205,28 @@ class DeepLinearTrainer:
         return {"cos": row["cosine"]} if "cosine" in row else {}
 
 
+def lower_movement(trainer: DeepLinearTrainer, cut: int) -> float:
+    """How far the layers below ``cut`` moved from their initial weights (relative Frobenius norm)."""
+    moved = total = 0.0
+    for k in range(cut):
+        w, w0 = trainer.model.layers[k].weight.detach(), trainer.initial[f"layers.{k}.weight"]
+        moved += float((w - w0).pow(2).sum())
+        total += float(w0.pow(2).sum())
+    return (moved / total) ** 0.5
+
+
+def prediction_ratio(trainer: DeepLinearTrainer, x: Tensor, y: Tensor, loss_fn: LossFn) -> float:
+    """``||synthetic|| / ||true||`` at the interfaces on ``(x, y)``: near 0 when the synthesizers
+    predict (almost) nothing."""
+    cuts = sorted(trainer.interfaces)
+    true, _ = true_signals(trainer.model, x, y, loss_fn, cuts)
+    hs = trainer.model.activations(x)
+    synthetic = sum(float(trainer.interfaces[k].synthesizer(
+        hs[k - 1], y if trainer.interfaces[k].synthesizer.context_dim else None).detach().norm()) / len(x)
+        for k in cuts)
+    return synthetic / max(sum(float(true[k].norm()) for k in cuts), 1e-12)
+
+
 # --- section 1 and 3: regression with one interface in the middle ---------------------------
 
 @dataclass(frozen=True)
@@ -214,7 +237,9 @@ class DeepLinearSettings(Settings):
     in the true gradient with weight ``lam``. Each value in ``sweep`` adds a
     BP(lambda) copy ``lam=<value>`` whose synthesizer is ``sweep_variant``'s.
     ``ablation``: ``"zero_synthetic_gradient"`` or ``"shuffled_context"`` in
-    every copy with a synthesizer (see ``interface``).
+    every copy with a synthesizer (see ``interface``). ``controls``:
+    ``(variant, ablation)`` pairs, each a copy of that variant with one piece of
+    the mechanism switched off (``dni_zero_sg``: its lower half never moves).
     """
 
     depth: int = 10
@@ -232,6 +257,7 @@ class DeepLinearSettings(Settings):
     seed: int = 0
     log_every: int = 20
     ablation: str = "none"
+    controls: tuple[tuple[str, str], ...] = (("dni", "zero_synthetic_gradient"),)
 
     def validate(self) -> None:
         check_int("depth", self.depth, 2, 30)
@@ -252,6 +278,13 @@ class DeepLinearSettings(Settings):
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
         check_choice("ablation", self.ablation, ABLATIONS[:3])
+        if not isinstance(self.controls, tuple) or not all(
+                isinstance(c, tuple) and len(c) == 2 for c in self.controls):
+            raise ValueError(f"controls must be a tuple of (variant, ablation) pairs, "
+                             f"got {self.controls!r}")
+        for variant, ablation in self.controls:
+            check_choice("controls[][0]", variant, ("dni", "cdni"))
+            check_choice("controls[][1]", ablation, ABLATIONS[1:3])
 
 
 def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides) -> Iterator[Row]:
@@ -267,25 +300,28 @@ def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides)
     in_dim, out_dim = data.x.shape[1], data.y.shape[1]
     cut = s.depth // 2
 
-    variants: dict[str, tuple[str, float]] = {"backprop": ("none", 0.0)}
+    # name -> (synthesizer, lambda, ablation)
+    variants: dict[str, tuple[str, float, str]] = {"backprop": ("none", 0.0, "none")}
     if s.variants in ("dni", "both"):
-        variants["dni"] = ("dni", s.lam)
+        variants["dni"] = ("dni", s.lam, s.ablation)
     if s.variants in ("cdni", "both"):
-        variants["cdni"] = ("cdni", s.lam)
+        variants["cdni"] = ("cdni", s.lam, s.ablation)
     for value in s.sweep:
-        variants[f"lam={value:g}"] = (s.sweep_variant, value)
+        variants[f"lam={value:g}"] = (s.sweep_variant, value, s.ablation)
+    for variant, ablation in s.controls:
+        variants[control_name(variant, ablation)] = (variant, s.lam, ablation)
 
     trainers = {}
     with seeded(s.seed):       # each copy is built afresh, then given the shared initial weights
         init = DeepLinearNet(in_dim, s.width, out_dim, s.depth).state_dict()
-        for name, (kind, mix) in variants.items():
+        for name, (kind, mix, ablation) in variants.items():
             net = DeepLinearNet(in_dim, s.width, out_dim, s.depth)
             net.load_state_dict(init)
             ifaces = {} if kind == "none" else {
                 cut: _learned_interface(s.width, out_dim if kind == "cdni" else 0, "linear",
-                                        s.zero_init, mix, s.ablation)}
+                                        s.zero_init, mix, ablation)}
             trainers[name] = DeepLinearTrainer(net, ifaces, s.model_lr, s.synth_lr, squared_loss,
-                                               s.ablation, s.seed)
+                                               ablation, s.seed)
 
     def test_loss(name: str, trainer: DeepLinearTrainer) -> Row:
         with torch.no_grad():

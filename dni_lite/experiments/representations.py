@@ -7,7 +7,11 @@ layers. Two read-outs make "different" measurable:
   representations of the same inputs: 1 when one is a rotation and/or uniform
   scaling of the other, near 0 when they share no linear structure;
 * a linear probe: how well a linear classifier fit on a layer's activations
-  predicts the labels, i.e. how much of the task a layer makes linearly readable.
+  predicts the labels, i.e. how much of the task a layer makes linearly readable;
+* Czarnecki et al.'s own measure: a layer's representational dissimilarity
+  matrix (RDM, 1 - the correlation between every two examples' activations) and
+  its distance to another layer's RDM (1 - the correlation of the two matrices'
+  upper triangles). CKA is a substitute for it; both are computed here.
 """
 from __future__ import annotations
 
@@ -62,3 +66,26 @@ def linear_probe(features: Tensor, labels: Tensor, features_test: Tensor, labels
     eye = torch.eye(f.shape[1], dtype=f.dtype)
     w = torch.linalg.solve(f.T @ f + ridge * len(f) * eye, f.T @ target)
     return 100.0 * float(((ft @ w).argmax(1) == labels_test.long()).double().mean())
+
+
+def dissimilarity_matrix(x: Tensor) -> Tensor:
+    """The RDM of ``x`` ``[n, d]``: ``1 - corr(x_i, x_j)`` for every two examples (``[n, n]``)."""
+    if x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(f"x must be an [n, d] matrix with n >= 2, got {list(x.shape)}")
+    x = x.detach().double()
+    x = x - x.mean(1, keepdim=True)
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return 1.0 - x @ x.T
+
+
+def rdm_distance(x: Tensor, y: Tensor) -> float:
+    """1 - the Pearson correlation of the upper triangles of ``x``'s and ``y``'s RDMs (0: same
+    geometry of the examples, 1: unrelated); the two must hold the same examples in the same order."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must hold the same examples, got {x.shape[0]} and {y.shape[0]}")
+    a, b = dissimilarity_matrix(x), dissimilarity_matrix(y)
+    upper = torch.triu_indices(a.shape[0], a.shape[0], offset=1)
+    u, v = a[upper[0], upper[1]], b[upper[0], upper[1]]
+    u, v = u - u.mean(), v - v.mean()
+    norm = u.norm() * v.norm()
+    return 1.0 if norm == 0 else float(1.0 - (u @ v) / norm)
