@@ -198,3 +198,9 @@ def test_exercise_checkers_accept_the_answers_and_reject_wrong_ones():
     assert nb06.check_min_window(lambda k: k).startswith("Correct")
     assert nb06.check_min_window(lambda k: k - 1).startswith("Not yet")
     assert nb06.check_unigram(0.0).startswith("Not yet")
+
+
+def test_a_planted_dependency_longer_than_the_long_window_is_refused_in_words():
+    with pytest.raises(ValueError, match="dependency k must be smaller than the long window"):
+        next(stream_experiment(k=6, long_T=6))
+    next(stream_experiment(k=5, long_T=6, steps=2, log_every=1, hidden_dim=4))   # still allowed

@@ -403,6 +403,10 @@ class StreamSettings(RecurrentSettings):
             raise ValueError(f"task must be 'planted', a corpus name or a file path, got {self.task!r}")
         check_int("long_T", self.long_T, 1)
         check_int("k", self.k, 1)
+        if self.task == "planted" and self.k >= self.long_T:
+            raise ValueError(f"the dependency k must be smaller than the long window long_T "
+                             f"(got k={self.k}, long_T={self.long_T}): the first segment of "
+                             f"{self.long_T} symbols would hold no prediction to score")
         check_float("noise", self.noise, 0.0, 1.0)
         check_int("vocab", self.vocab, 2)
         _check_methods(self.methods, ("bptt", "dni", "bptt_long"))
