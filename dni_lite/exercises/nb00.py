@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..experiments.timeline import Costs, simulate
-from . import NOT_YET
+from . import NOT_YET, number_or_hint, whole_number_or_hint
 
 
 
@@ -11,7 +11,10 @@ def check_idle_fraction(idle: float | None) -> str:
     forward costs [1, 2, 1], backward costs [2, 4, 2] and no delay."""
     if idle is None:
         return NOT_YET
-    if not isinstance(idle, (int, float)) or not 0 <= idle <= 1:
+    idle, hint = number_or_hint(idle, "a number in [0, 1]")
+    if hint:
+        return hint
+    if not 0 <= idle <= 1:
         return "Not yet: an idle fraction is a number in [0, 1]."
     t = simulate(Costs([1.0, 2.0, 1.0], [2.0, 4.0, 2.0]), "backprop", minibatches=4)
     if abs(idle - t.idle_fraction[1]) < 1e-3:
@@ -26,8 +29,9 @@ def check_minibatches_for_3x(minibatches: int | None) -> str:
     3x faster than backprop."""
     if minibatches is None:
         return NOT_YET
-    if isinstance(minibatches, bool) or not isinstance(minibatches, int) or minibatches < 1:
-        return "Not yet: the answer is a positive whole number of minibatches."
+    minibatches, hint = whole_number_or_hint(minibatches, "a positive whole number of minibatches", 1)
+    if hint:
+        return hint
 
     def speedup(n: int) -> float:
         return simulate(Costs.uniform(4, 1.0, 1.0), "decoupled", minibatches=n).speedup
@@ -44,8 +48,9 @@ def check_unlocked_makespan(makespan: float | None) -> str:
     forward 1, backward 2, synthesizer 0.5, delay 1, over 10 minibatches."""
     if makespan is None:
         return NOT_YET
-    if not isinstance(makespan, (int, float)):
-        return "Not yet: the answer is a number (time units)."
+    makespan, hint = number_or_hint(makespan, "a number (time units)")
+    if hint:
+        return hint
     t = simulate(Costs.uniform(3, 1.0, 2.0, synth=0.5, delay=1.0), "unlocked", minibatches=10)
     if abs(makespan - t.makespan) < 1e-6:
         return ("Correct: the middle worker hosts two synthesizers (input and gradient), "

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..experiments.linear import LinearNet, compare_linear, make_regression, squared_loss
 from ..runner import seeded
-from . import NOT_YET
+from . import NOT_YET, call_student, number_or_hint
 
 
 
@@ -29,7 +29,13 @@ def check_exact_cdni(exact_cdni: Callable[[Tensor, Tensor], tuple[Tensor, Tensor
         y = torch.randn(16, out, generator=g)
         loss = squared_loss(h @ w2.T + b2, y)
         (true,) = torch.autograd.grad(loss, h)
-        weight, bias = exact_cdni(w2.clone(), b2.clone())
+        answer, hint = call_student(exact_cdni, w2.clone(), b2.clone())
+        if hint:
+            return hint
+        if not (isinstance(answer, tuple) and len(answer) == 2
+                and all(isinstance(t, torch.Tensor) for t in answer)):
+            return "Not yet: return two tensors, (weight, bias)."
+        weight, bias = answer
         if tuple(weight.shape) != (hidden, hidden + out) or tuple(bias.shape) != (hidden,):
             return (f"Not yet: weight must have shape ({hidden}, {hidden + out}) and bias "
                     f"({hidden},), got {tuple(weight.shape)} and {tuple(bias.shape)}.")
@@ -43,7 +49,10 @@ def check_slow_synthesizer(synth_lr: float | None) -> str:
     """Exercise 2: a synthesizer learning rate at which cDNI's final cosine stays below 0.9."""
     if synth_lr is None:
         return NOT_YET
-    if not isinstance(synth_lr, (int, float)) or not 0 < synth_lr <= 1:
+    synth_lr, hint = number_or_hint(synth_lr, "a learning rate in (0, 1]")
+    if hint:
+        return hint
+    if not 0 < synth_lr <= 1:
         return "Not yet: synth_lr must be a number in (0, 1]."
     rows = list(compare_linear(synth_lr=float(synth_lr), variants="cdni", controls=()))
     tail = rows[-max(1, len(rows) // 10):]
@@ -63,6 +72,9 @@ def check_best_unconditioned_cosine(cosine: float | None, seed: int = 0) -> str:
     """
     if cosine is None:
         return NOT_YET
+    cosine, hint = number_or_hint(cosine, "a cosine in [-1, 1]")
+    if hint:
+        return hint
     reference = best_unconditioned_cosine(seed)
     if abs(float(cosine) - reference) <= 0.02:
         return (f"Correct: {reference:.3f}. Even the best synthesizer that sees only h misses most "

@@ -11,7 +11,7 @@ from ..interface import DecoupledInterface
 from ..experiments.mlp import MLP, layer_step, make_stages
 from ..synthesizer import Synthesizer
 from ..runner import seeded
-from . import NOT_YET
+from . import NOT_YET, call_student
 
 
 
@@ -30,7 +30,9 @@ def check_output_gradient(output_gradient: Callable[[Tensor, Tensor, Tensor, Ten
         h = torch.randn(16, 8, generator=g, requires_grad=True)
         y = torch.randint(0, 10, (16,), generator=g)
         (true,) = torch.autograd.grad(F.cross_entropy(h @ w.T + b, y), h)
-        got = output_gradient(w.clone(), b.clone(), h.detach().clone(), y.clone())
+        got, hint = call_student(output_gradient, w.clone(), b.clone(), h.detach().clone(), y.clone())
+        if hint:
+            return hint
         if not isinstance(got, Tensor) or tuple(got.shape) != (16, 8):
             return "Not yet: return a tensor of shape [batch, width] (here [16, 8])."
         if not torch.allclose(got, true * 16, atol=1e-5):
@@ -58,7 +60,9 @@ def check_bootstrap_target(bootstrap_target: Callable[[nn.Module, Synthesizer, T
             h = torch.randn(16, 8)
             layer = model.layers[1]
             state = {k: v.clone() for k, v in layer.state_dict().items()}
-            got = bootstrap_target(layer, synth, h.clone())
+            got, hint = call_student(bootstrap_target, layer, synth, h.clone())
+            if hint:
+                return hint
             layer.load_state_dict(state)            # undo anything the attempt changed
             reference = layer_step(layer, None, h.clone(), interface=DecoupledInterface(synth)).grad_in
             if not isinstance(got, Tensor) or got.shape != h.shape:
@@ -83,6 +87,8 @@ def check_true_targets(modes: list[str], answer: Iterable[int] | None) -> str:
     depth = len(modes)
     expected = {k + 1 for k, mode in enumerate(modes) if mode in ("dni", "cdni")
                 and any(stage[0] == k + 1 and stage[-1] == depth for stage in stages)}
+    if isinstance(answer, str):
+        return f"Not yet: you gave the text {answer!r}; give a list of layer numbers, e.g. [2]."
     try:
         given = {int(a) for a in answer}
     except (TypeError, ValueError):

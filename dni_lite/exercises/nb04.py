@@ -9,7 +9,7 @@ from torch import nn
 from ..diagnostics import relative_error
 from ..experiments.timeline import Costs, simulate
 from ..runner import seeded
-from . import NOT_YET
+from . import NOT_YET, call_student, number_or_hint
 
 
 
@@ -26,7 +26,9 @@ def check_input_model(make_input_model: Callable[[int, int], nn.Module] | None) 
     x_test = torch.randn(512, in_dim, generator=g)
     layer = lambda inputs: torch.relu(inputs @ w)            # the layer below, frozen
     with seeded(0):
-        model = make_input_model(in_dim, out_dim)
+        model, hint = call_student(make_input_model, in_dim, out_dim)
+    if hint:
+        return hint
     if not isinstance(model, nn.Module):
         return "Not yet: make_input_model must return an nn.Module."
     params = list(model.parameters())
@@ -35,8 +37,10 @@ def check_input_model(make_input_model: Callable[[int, int], nn.Module] | None) 
     opt = torch.optim.Adam(params, lr=3e-3)
     for _ in range(400):
         opt.zero_grad()
-        prediction = model(x)
-        if prediction.shape != (512, out_dim):
+        prediction, hint = call_student(model, x)
+        if hint:
+            return hint
+        if not isinstance(prediction, torch.Tensor) or prediction.shape != (512, out_dim):
             return f"Not yet: the model must map [batch, {in_dim}] to [batch, {out_dim}]."
         nn.functional.mse_loss(prediction, layer(x)).backward()
         opt.step()
@@ -54,8 +58,9 @@ def check_unlocked_speedup(speedup: float | None) -> str:
     no delay, 100 minibatches)."""
     if speedup is None:
         return NOT_YET
-    if not isinstance(speedup, (int, float)):
-        return "Not yet: the answer is a number."
+    speedup, hint = number_or_hint(speedup, "a speed-up (a number)")
+    if hint:
+        return hint
     truth = simulate(Costs.uniform(4, 1.0, 2.0, synth=0.5), "unlocked", minibatches=100).speedup
     if abs(speedup - truth) < 1e-3:
         return ("Correct: the two middle layers each run a synthetic-input and a synthetic-"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from typing import Callable
-from . import NOT_YET
+from . import NOT_YET, call_student, number_or_hint, whole_number_or_hint
 
 
 
@@ -21,7 +21,10 @@ def check_pairs_within_chunk(fn: Callable[[int, int], int] | None) -> str:
         return NOT_YET
     for length in range(1, 9):
         for T in range(1, 12):
-            got, want = fn(length, T), pairs_within_chunk(length, T)
+            got, hint = call_student(fn, length, T)
+            if hint:
+                return hint
+            want = pairs_within_chunk(length, T)
             if got != want:
                 return f"Not yet: for length={length}, T={T} the answer is {want}, you gave {got}."
     return ("Correct: once length + 1 >= T no pair shares a chunk, so no gradient ever links an "
@@ -37,8 +40,9 @@ def check_fixed_point(factor: float | None) -> str:
     """
     if factor is None:
         return NOT_YET
-    if not isinstance(factor, (int, float)):
-        return "Not yet: give a number (the factor that multiplies g)."
+    factor, hint = number_or_hint(factor, "a number (the factor that multiplies g)")
+    if hint:
+        return hint
     if abs(float(factor) - 1 / 0.9) <= 0.005:
         return ("Correct: 1/(1 - 0.1) = 1.111. The scale acts as a discount: the chunk k steps "
                 "ahead contributes 0.1^k of its gradient.")
@@ -49,6 +53,9 @@ def check_reach(chunks: int | None) -> str:
     """Exercise 3: how many chunk boundaries the copy dependency of length 6 crosses at T = 2."""
     if chunks is None:
         return NOT_YET
+    chunks, hint = whole_number_or_hint(chunks, "a whole number of boundaries")
+    if hint:
+        return hint
     # input 0 at step 0 (chunk 0), output 0 at step 7 (chunk 3): 3 boundaries
     if chunks == 3:
         return ("Correct: 3. The synthetic gradient must carry the error across three "

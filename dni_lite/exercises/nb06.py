@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 
 from ..data.tasks import load_corpus, planted_entropy
-from . import NOT_YET
+from . import NOT_YET, call_student, number_or_hint
 
 
 
@@ -14,8 +14,9 @@ def check_floor(floor: float | None) -> str:
     """Exercise 1: the planted task's floor for V = 8, noise 0.2."""
     if floor is None:
         return NOT_YET
-    if not isinstance(floor, (int, float)):
-        return "Not yet: give a number of bits per symbol."
+    floor, hint = number_or_hint(floor, "a number of bits per symbol")
+    if hint:
+        return hint
     want = planted_entropy(8, 0.2)
     if abs(float(floor) - want) <= 0.005:
         return (f"Correct: {want:.3f} bits per symbol, against log2(8) = 3 bits for a model that "
@@ -29,7 +30,9 @@ def check_min_window(fn: Callable[[int], int] | None) -> str:
     if fn is None:
         return NOT_YET
     for k in range(1, 20):
-        got = fn(k)
+        got, hint = call_student(fn, k)
+        if hint:
+            return hint
         if got != k:
             return (f"Not yet: for k={k} you gave {got}. The input x[t+1-k] is k - 1 steps before "
                     "the current input x[t]; a chunk of T steps spans T - 1 steps.")
@@ -47,8 +50,9 @@ def check_unigram(bits: float | None) -> str:
     """Exercise 3: the unigram entropy of the shipped corpus's training split."""
     if bits is None:
         return NOT_YET
-    if not isinstance(bits, (int, float)):
-        return "Not yet: give a number of bits per character."
+    bits, hint = number_or_hint(bits, "a number of bits per character")
+    if hint:
+        return hint
     corpus = load_corpus("shakespeare")
     want = unigram_entropy(corpus.train, corpus.vocab)
     if abs(float(bits) - want) <= 0.01:

@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 from ..experiments.timeline import Costs, simulate
-from . import NOT_YET
+from . import NOT_YET, number_or_hint, whole_number_or_hint
 
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_pipeline_throughput(examples_per_s: float | None) -> str:
@@ -16,7 +12,10 @@ def check_pipeline_throughput(examples_per_s: float | None) -> str:
     forward 2 ms, backward 4 ms. Steady-state examples per second of the pipeline?"""
     if examples_per_s is None:
         return NOT_YET
-    if not _number(examples_per_s) or examples_per_s <= 0:
+    examples_per_s, hint = number_or_hint(examples_per_s, "a positive number of examples per second")
+    if hint:
+        return hint
+    if examples_per_s <= 0:
         return "Not yet: the answer is a positive number of examples per second."
     t = simulate(Costs([0.001, 0.002], [0.002, 0.004], [0.001, 0.0]), "decoupled", minibatches=2000)
     truth = t.throughput * 64
@@ -35,7 +34,10 @@ def check_best_speedup(speedup: float | None) -> str:
     backprop (one thread each)?"""
     if speedup is None:
         return NOT_YET
-    if not _number(speedup) or speedup <= 0:
+    speedup, hint = number_or_hint(speedup, "a positive number")
+    if hint:
+        return hint
+    if speedup <= 0:
         return "Not yet: a speed-up is a positive number."
     if abs(speedup - 2 / 1.3) < 0.02:
         return ("Correct: K / 1.3, about 1.54: the synthesizers' extra work eats part of "
@@ -50,8 +52,9 @@ def check_target_delay(delay: int | None) -> str:
     synthesizer target in steady state (equal stage costs, no message delay)."""
     if delay is None:
         return NOT_YET
-    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-        return "Not yet: target_delay is a whole number >= 0."
+    delay, hint = whole_number_or_hint(delay, "a whole number >= 0")
+    if hint:
+        return hint
     if delay == 1:
         return ("Correct: the target for step t - 1 is computed by worker 1 while worker 0 "
                 "runs step t, so it is already there when worker 0 asks for it.")
