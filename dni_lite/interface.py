@@ -51,9 +51,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from typing import Any, Sequence
+
 from torch import Tensor, nn
 
-from .validate import check_bool, check_float, check_int
+from .validate import check_bool, check_choice, check_float, check_int
 
 ABLATIONS = ("none", "zero_synthetic_gradient", "shuffled_context", "no_bootstrap")
 # the suffix of a control copy's variant name: "cdni" under "shuffled_context" is "cdni_shuffled"
@@ -64,6 +66,16 @@ CONTROL_SUFFIX = {"zero_synthetic_gradient": "zero_sg", "shuffled_context": "shu
 def control_name(variant: str, ablation: str) -> str:
     """The name of ``variant``'s control copy under ``ablation`` (``"cdni_shuffled"``)."""
     return f"{variant}_{CONTROL_SUFFIX[ablation]}"
+
+
+def check_controls(controls: Any, variants: Sequence[str], ablations: Sequence[str]) -> None:
+    """Validate a ``controls`` setting: a tuple of ``(variant, ablation)`` pairs."""
+    if not isinstance(controls, tuple) or not all(
+            isinstance(c, tuple) and len(c) == 2 for c in controls):
+        raise ValueError(f"controls must be a tuple of (variant, ablation) pairs, got {controls!r}")
+    for variant, ablation in controls:
+        check_choice("controls[][0]", variant, variants)
+        check_choice("controls[][1]", ablation, ablations)
 
 
 # -- the unit convention ------------------------------------------------------------------

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..experiments.deep_linear import (compare_deep_linear, compare_methods, lower_movement,
+                                       prediction_ratio, squared_loss)
+from ..experiments.representations import linear_cka, rdm_distance
+from ..runner import run_to_end
 from . import require, tail_mean
 
 Rows = Sequence[dict[str, float]]
@@ -118,11 +122,6 @@ def cdni_accuracy_matches_backprop(acc: dict[str, float], method: str = "cdni") 
 
 def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> list[dict[str, float]]:
     """Per seed, the numbers sections 1 and 2 check (notebook 02's calibration table)."""
-    from ..experiments.deep_linear import (compare_deep_linear, compare_methods, lower_movement,
-                                           prediction_ratio, squared_loss)
-    from ..experiments.representations import linear_cka, rdm_distance
-    from ..runner import run_to_end
-
     table = []
     for seed in seeds:
         rows, result = run_to_end(compare_deep_linear(seed=seed))

@@ -13,6 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.tasks import load_corpus
+from .nb01 import best_unconditioned_cosine
+from .nb06 import unigram_entropy
+
 # -- notebook 00: locking -----------------------------------------------------------------
 # 1. Under backprop one step lasts the sum of all forward and backward costs, 1+2+1+2+4+2 = 12;
 #    worker 2 is busy for its own 2 + 4 = 6 of them.
@@ -36,26 +40,9 @@ NB01_SLOW_SYNTH_LR = 1e-4
 
 
 def nb01_best_unconditioned_cosine() -> float:
-    """3. Train the default backprop model, fit B dL/dh on [h, 1] by least squares, take the cosine."""
-    from ..experiments.linear import LinearNet, make_regression, squared_loss
-    from ..runner import seeded
-
-    data = make_regression(noise=0.5, seed=0)
-    with seeded(0):
-        model = LinearNet(10, 5, 5)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(1500):
-        idx = torch.randint(0, data.x.shape[0], (32,), generator=g)
-        opt.zero_grad()
-        squared_loss(model(data.x[idx]), data.y[idx]).backward()
-        opt.step()
-    h = model.lower(data.x_test).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(squared_loss(model.upper(h), data.y_test), h)
-    target = grad * h.shape[0]
-    features = torch.cat([h.detach(), torch.ones(h.shape[0], 1)], dim=1)
-    fit = features @ torch.linalg.lstsq(features, target).solution
-    return float(F.cosine_similarity(fit.flatten(), target.flatten(), dim=0))
+    """3. Train the default backprop model, fit B dL/dh on [h, 1] by least squares, take the cosine
+    (worked out in ``exercises.nb01.best_unconditioned_cosine``)."""
+    return best_unconditioned_cosine(seed=0)
 
 
 # -- notebook 02: deep linear networks -----------------------------------------------------
@@ -131,13 +118,9 @@ def nb06_min_window(k: int) -> int:
 
 
 def nb06_unigram() -> float:
-    """3. The entropy of the training split's character frequencies."""
-    from ..data.tasks import load_corpus
-
+    """3. The entropy of the training split's character frequencies (``nb06.unigram_entropy``)."""
     corpus = load_corpus("shakespeare")
-    counts = torch.bincount(corpus.train, minlength=corpus.vocab).float()
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * torch.log2(p)).sum())
+    return unigram_entropy(corpus.train, corpus.vocab)
 
 
 # -- notebook 07: parallel training --------------------------------------------------------

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from ..data.datasets import digits_arrays, sampled_batches
 from ..diagnostics import accuracy, cosine_similarity
 from ..feedback import FIXED_METHODS, fixed_synthesizers
-from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
-                         regression_target, shuffle_rows)
+from ..interface import (ABLATIONS, DecoupledInterface, check_controls, context_shuffler,
+                         control_name, regression_target, shuffle_rows, synthetic_gradient)
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -221,9 +221,10 @@ def prediction_ratio(trainer: DeepLinearTrainer, x: Tensor, y: Tensor, loss_fn: 
     cuts = sorted(trainer.interfaces)
     true, _ = true_signals(trainer.model, x, y, loss_fn, cuts)
     hs = trainer.model.activations(x)
-    synthetic = sum(float(trainer.interfaces[k].synthesizer(
-        hs[k - 1], y if trainer.interfaces[k].synthesizer.context_dim else None).detach().norm()) / len(x)
-        for k in cuts)
+    synths = {k: trainer.interfaces[k].synthesizer for k in cuts}
+    synthetic = sum(float(synthetic_gradient(synths[k], hs[k - 1],
+                                             y if synths[k].context_dim else None).norm())
+                    for k in cuts)
     return synthetic / max(sum(float(true[k].norm()) for k in cuts), 1e-12)
 
 
@@ -278,13 +279,7 @@ class DeepLinearSettings(Settings):
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
         check_choice("ablation", self.ablation, ABLATIONS[:3])
-        if not isinstance(self.controls, tuple) or not all(
-                isinstance(c, tuple) and len(c) == 2 for c in self.controls):
-            raise ValueError(f"controls must be a tuple of (variant, ablation) pairs, "
-                             f"got {self.controls!r}")
-        for variant, ablation in self.controls:
-            check_choice("controls[][0]", variant, ("dni", "cdni"))
-            check_choice("controls[][1]", ablation, ABLATIONS[1:3])
+        check_controls(self.controls, ("dni", "cdni"), ABLATIONS[1:3])
 
 
 def compare_deep_linear(settings: DeepLinearSettings | None = None, **overrides) -> Iterator[Row]:

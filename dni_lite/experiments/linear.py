@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from ..data.datasets import sampled_batches
 from ..diagnostics import cosine_similarity
-from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
-                         shuffle_rows)
+from ..interface import (ABLATIONS, DecoupledInterface, check_controls, context_shuffler,
+                         control_name, shuffle_rows)
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -127,8 +127,8 @@ class LinearSettings(Settings):
     label noise of the regression task; ``log_every``: steps per logged row.
     ``ablation``: switch one piece of the mechanism off in the synthetic-gradient
     copies (``"zero_synthetic_gradient"``, ``"shuffled_context"``; see ``interface``).
-    ``controls``: for each ablation listed, a control copy of cDNI with that
-    piece switched off (``cdni_zero_sg``, ``cdni_shuffled``), trained alongside.
+    ``controls``: ``(variant, ablation)`` pairs, each a control copy of that variant
+    with one piece switched off (``cdni_zero_sg``, ``cdni_shuffled``), trained alongside.
 
     The hidden layer (5 units) is narrower than the input (10): a lower module
     that never learns keeps a random 5-dimensional view of x and the loss stays
@@ -148,7 +148,8 @@ class LinearSettings(Settings):
     seed: int = 0
     log_every: int = 10
     ablation: str = "none"
-    controls: tuple[str, ...] = ("zero_synthetic_gradient", "shuffled_context")
+    controls: tuple[tuple[str, str], ...] = (("cdni", "zero_synthetic_gradient"),
+                                             ("cdni", "shuffled_context"))
 
     def validate(self) -> None:
         check_float("model_lr", self.model_lr, 0.0, low_open=True)
@@ -164,10 +165,7 @@ class LinearSettings(Settings):
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
         check_choice("ablation", self.ablation, ABLATIONS[:3])
-        if not isinstance(self.controls, tuple):
-            raise ValueError(f"controls must be a tuple of ablations, got {self.controls!r}")
-        for c in self.controls:
-            check_choice("controls[]", c, ABLATIONS[1:3])
+        check_controls(self.controls, ("dni", "cdni"), ABLATIONS[1:3])
 
 
 class LinearTrainer:
@@ -204,7 +202,7 @@ def compare_linear(settings: LinearSettings | None = None, **overrides) -> Itera
     # (name, synthesizer sees the label, ablation) of every copy beside backprop
     copies = [(v, v == "cdni", s.ablation)
               for v in {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]]
-    copies += [(control_name("cdni", c), True, c) for c in s.controls]
+    copies += [(control_name(v, a), v == "cdni", a) for v, a in s.controls]
 
     trainers: dict[str, LinearTrainer] = {}
     with seeded(s.seed):       # each copy is built afresh, then given the shared initial weights

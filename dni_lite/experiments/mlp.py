@@ -39,8 +39,8 @@ from torch.func import functional_call
 
 from ..data.datasets import DATASETS, Dataset, load_dataset, minibatch_indices
 from ..diagnostics import accuracy, cosine_similarity
-from ..interface import (ABLATIONS, DecoupledInterface, context_shuffler, control_name,
-                         label_context, regression_target)
+from ..interface import (ABLATIONS, DecoupledInterface, check_controls, context_shuffler,
+                         control_name, label_context, regression_target)
 from ..runner import Result, Row, Settings, lockstep, run_to_end, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
@@ -388,13 +388,7 @@ class MLPSettings(MLPBaseSettings):
         check_bool("no_backprop", self.no_backprop)
         check_bool("zero_init", self.zero_init)
         check_int("diagnose_every", self.diagnose_every, 0)
-        if not isinstance(self.controls, tuple) or not all(
-                isinstance(c, tuple) and len(c) == 2 for c in self.controls):
-            raise ValueError(f"controls must be a tuple of (variant, ablation) pairs, "
-                             f"got {self.controls!r}")
-        for variant, ablation in self.controls:
-            check_choice("controls[][0]", variant, SG_MODES)
-            check_choice("controls[][1]", ablation, ABLATIONS[1:])
+        check_controls(self.controls, SG_MODES, ABLATIONS[1:])
         check_bool("paper_dni", self.paper_dni)
         check_int("paper_hidden", self.paper_hidden, 1, 4096)
 
@@ -435,10 +429,10 @@ def compare_mlp(settings: MLPSettings | None = None, **overrides) -> Iterator[Ro
     s = MLPSettings.build(settings, **overrides)
     data = load_dataset(s.dataset, seed=s.seed, n_train=s.n_train)
     # name -> (boundary mode, synthesizer kind, synthesizer hidden size, ablation)
-    copies = {"no_backprop": ("none", s.kind, s.synth_hidden, "none"),
-              "backprop": ("backprop", s.kind, s.synth_hidden, "none")}
-    if not s.no_backprop:
-        del copies["no_backprop"]
+    copies = {}
+    if s.no_backprop:
+        copies["no_backprop"] = ("none", s.kind, s.synth_hidden, "none")
+    copies["backprop"] = ("backprop", s.kind, s.synth_hidden, "none")
     for variant in {"dni": ["dni"], "cdni": ["cdni"], "both": ["dni", "cdni"]}[s.variants]:
         copies[variant] = (variant, s.kind, s.synth_hidden, s.ablation)
     if s.paper_dni:

@@ -286,14 +286,17 @@ def compare_unlocked(variants: dict[str, Unlocking | None], settings: UnlockSett
     trainers: dict[str, object] = {}
     for name, unlocking in variants.items():
         with seeded(s.seed + 1):
-            mode = {None: "none", BACKPROP: "backprop"}.get(unlocking, s.method) \
-                if not isinstance(unlocking, Unlocking) else s.method
-            ablation = s.ablation if not isinstance(unlocking, Unlocking) or \
-                unlocking.ablation is None else unlocking.ablation
+            if unlocking is None:
+                mode, ablation = "none", s.ablation
+            elif unlocking == BACKPROP:
+                mode, ablation = "backprop", s.ablation
+            else:
+                mode = s.method
+                ablation = s.ablation if unlocking.ablation is None else unlocking.ablation
             setup = DecoupledMLP(copy.deepcopy(init), [mode] * s.depth, data.n_classes, kind=s.kind,
                                  hidden_dim=s.synth_hidden, lr=s.lr, synth_lr=s.synth_lr,
                                  ablation=ablation, seed=s.seed)
-            trainers[name] = setup if not isinstance(unlocking, Unlocking) else UnlockedMLP(
+            trainers[name] = setup if mode != s.method else UnlockedMLP(
                 setup, unlocking, input_kind=s.input_kind, input_hidden=s.input_hidden,
                 input_lr=s.input_lr, seed=s.seed)
 
