@@ -11,6 +11,8 @@ of batches, and are logged the same way. This module holds that loop once:
   the caller's global random state (data and batches use explicit generators).
 * ``lockstep(...)``: step every variant on each batch in turn; every
   ``log_every`` steps yield one row of metrics.
+* ``Progress``: what a long experiment yields between its metric rows, so
+  that whoever drives it can show how far it is, and stop it, at once.
 * ``run_to_end(experiment)``: drive an experiment without a panel.
 
 Metric keys follow one scheme: ``<metric>/<variant>`` or
@@ -131,9 +133,11 @@ def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: i
     A row holds ``step``, the ``header(step)`` fields, each variant's windowed
     means of its step metrics, and ``evaluate(name, trainer)`` (for example the
     test accuracy). With ``timed`` each row also has ``seconds/<variant>``:
-    cumulative training time. A row with a value that is not finite ends the
-    run after it is yielded (a diverged run says so; it does not go on). The
-    generator returns a ``Result``.
+    cumulative training time. A variant whose values stop being finite is
+    dropped after that row is yielded (its diverged values are in the row, so
+    whoever draws it can say where); the others go on. The run ends when no
+    variant is left or a header value is not finite. The generator returns a
+    ``Result``.
     """
     names = list(trainers)
     batches = iter(batches)
@@ -149,23 +153,58 @@ def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: i
         if step % log_every and step != steps:
             continue
         row = {"step": step, **(header(step) if header else {})}
+        header_ok = _all_finite(row)
+        diverged = []
         for name in names:
-            row.update({metric_key(k, name): v for k, v in evaluate(name, trainers[name]).items()})
-            row.update(windowed_means(name, window[name]))
+            part = {metric_key(k, name): v for k, v in evaluate(name, trainers[name]).items()}
+            part.update(windowed_means(name, window[name]))
             window[name].clear()
             if timed:
-                row[f"seconds/{name}"] = seconds[name]
+                part[f"seconds/{name}"] = seconds[name]
+            if not _all_finite(part):
+                diverged.append(name)
+            row.update(part)
         yield row
-        if not all(math.isfinite(v) for v in row.values()):
+        names = [name for name in names if name not in diverged]
+        if not names or not header_ok:
             break
     return Result(row, dict(trainers), seconds, data, settings)
 
 
+def _all_finite(row: Mapping[str, Any]) -> bool:
+    return all(math.isfinite(v) for v in row.values() if isinstance(v, (int, float)))
+
+
+class Stopped(Exception):
+    """Raised inside a long call (a benchmark run) when its caller asked it to stop."""
+
+
+def check_stop(stop: Any) -> None:
+    """Raise ``Stopped`` if ``stop`` (a ``threading.Event`` or None) is set."""
+    if stop is not None and stop.is_set():
+        raise Stopped("stopped on request")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A heartbeat, not a metric row: ``done`` of ``total`` units of work, and what is running.
+
+    Sweeps and benchmarks yield one often (several times a second) between
+    their metric rows, so a panel can show progress and stop them at once.
+    """
+
+    done: float
+    total: float
+    what: str = ""
+
+
 def run_to_end(experiment: Iterator[Row]) -> tuple[list[Row], Any]:
-    """Drive an experiment generator to its end; return its rows and its return value."""
+    """Drive an experiment generator to its end; return its metric rows and its return value."""
     rows = []
     while True:
         try:
-            rows.append(next(experiment))
+            row = next(experiment)
         except StopIteration as done:
             return rows, done.value
+        if not isinstance(row, Progress):
+            rows.append(row)

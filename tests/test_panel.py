@@ -79,10 +79,128 @@ def test_diverging_run_stops_says_so_and_plots_no_nan():
     panel = linear_panel()
     rows, result = panel.run(model_lr=1e3)
     assert panel.state == "diverged" and result is None
-    assert "Diverged" in panel.status_text and "learning rate" in panel.status_text
+    assert "Every method diverged" in panel.status_text
+    assert "model learning rate (now 1000) is too high" in panel.status_text
     values = plotted_values(panel)
     assert all(math.isfinite(v) for v in values)
     assert all(math.isfinite(v) for row in rows for v in row.values())
+
+
+def two_methods(settings: CountSettings):
+    """``loss/good`` falls; ``loss/bad`` turns NaN at step 5."""
+    for step in range(1, settings.steps + 1):
+        row = {"step": step, "loss/good": 1.0 / step}
+        if step <= 5:
+            row["loss/bad"] = float("nan") if step == 5 else 2.0 / step
+        yield row
+    return "finished"
+
+
+def test_one_diverging_method_is_marked_and_the_others_go_on():
+    panel = ExperimentPanel(two_methods, CountSettings(steps=20), {},
+                            [Plot("loss", ["loss/good", "loss/bad"],
+                                  labels={"loss/good": "good", "loss/bad": "bad"})])
+    rows, result = panel.run()
+    assert panel.state == "done" and result == "finished" and len(rows) == 20
+    assert panel.diverged == {"bad": 5}
+    good, bad = panel.plot.figure.data
+    assert len(good.y) == 20 and list(bad.x) == [1, 2, 3, 4]     # its line ends where it diverged
+    assert bad.name == "bad (diverged at step 5)" and good.name == "good"
+    assert "bad diverged at training step 5" in panel.status_text
+    assert "loss/" not in panel.status_text                      # names, not metric keys
+
+
+def test_status_line_speaks_in_words_with_progress_and_headline():
+    panel = linear_panel()
+    panel.run()
+    text = panel.status_text
+    assert text.startswith("Done in") and "loss at training step 200: backprop" in text
+    assert "test_loss/" not in text and "test_loss/backprop" in panel.details.value
+    states = []
+    panel = ExperimentPanel(count, CountSettings(steps=400, delay_s=0.002),
+                            {"steps": int_slider("steps", 1, 1000)}, [Plot("value", ["value"])],
+                            title="counting")
+    panel.status.observe(lambda change: states.append(change["new"]), "value")
+    panel.run()
+    running = [s for s in states if "Running" in s]
+    assert running and "training step" in running[-1] and "of 400" in running[-1]
+    assert any("left" in s for s in running)
+
+
+def test_a_kernel_interrupt_leaves_the_panel_usable():
+    def interrupted(settings):
+        yield {"step": 1, "value": 1.0}
+        raise KeyboardInterrupt
+    panel = ExperimentPanel(interrupted, CountSettings(), {}, [Plot("value", ["value"])])
+    with pytest.raises(KeyboardInterrupt):
+        panel.run()
+    assert panel.state == "stopped" and "Interrupted" in panel.status_text
+    assert panel.run_button.disabled is False and panel.stop_button.disabled is True
+    panel.experiment = count
+    assert panel.run(steps=3)[1] == "counted"
+
+
+def test_progress_heartbeats_are_shown_and_stop_a_slow_sweep_at_once():
+    from dni_lite.runner import Progress
+
+    def sweep(settings):
+        for i in range(settings.steps):
+            for _ in range(100):                  # a slow inner run, heartbeating
+                time.sleep(0.01)
+                yield Progress(i, settings.steps, f"item {i}")
+            yield {"step": i + 1, "value": float(i)}
+    panel = ExperimentPanel(sweep, CountSettings(steps=5), {}, [Plot("value", ["value"])])
+    panel.start()
+    deadline = time.monotonic() + 10
+    while "item 0" not in panel.status_text:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    asked = time.monotonic()
+    panel.stop()
+    assert panel.wait(5) == "stopped"
+    assert time.monotonic() - asked < 1.0
+    assert panel.history == []                    # heartbeats are not rows
+
+
+def test_closing_a_panel_stops_its_run_and_retires_it():
+    panel = ExperimentPanel(count, CountSettings(delay_s=0.01), {}, [Plot("value", ["value"])])
+    panel.start()
+    deadline = time.monotonic() + 10
+    while not panel.history:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    panel.close("Replaced")
+    assert panel.state == "closed" and panel.run_button.disabled
+    n = len(panel.history)
+    panel._worker.join(1.0)
+    assert not panel._worker.is_alive() and len(panel.history) == n   # nothing runs on
+
+
+def test_static_plot_mode_needs_no_custom_widget_and_snapshots_png():
+    panel = ExperimentPanel(count, CountSettings(steps=30), {}, [Plot("value", ["value"])],
+                            plot_mode="static")
+    panel.run()
+    output = panel.plot.widget.outputs[0]
+    assert "application/vnd.plotly.v1+json" in output["data"]
+    assert output["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"][-1] == 1 / 30
+    assert panel.plot.snapshot_png().startswith(b"\x89PNG")
+
+
+def test_one_colour_per_method_across_subplots_and_a_dashed_control():
+    panel = ExperimentPanel(compare_linear, LinearSettings(steps=20), {},
+                            [Plot("loss", ["test_loss/backprop", "test_loss/cdni",
+                                           "test_loss/cdni_shuffled", "noise_floor"]),
+                             Plot("cos", ["cos/cdni", "cos/cdni_shuffled"])])
+    colour = {}
+    for trace in panel.plot.figure.data:
+        colour.setdefault(trace.legendgroup, set()).add(trace.line.color)
+    assert all(len(c) == 1 for c in colour.values())
+    assert colour["cdni"] == colour["cdni_shuffled"] != colour["backprop"]
+    dashes = {t.legendgroup: t.line.dash for t in panel.plot.figure.data}
+    assert dashes["cdni"] == "solid" and dashes["cdni_shuffled"] != "solid"
+    assert dashes["noise_floor"] == "dash"
+    legend = [t.name for t in panel.plot.figure.data if t.showlegend is not False]
+    assert len(legend) == len(set(legend)) == 4          # one legend entry per method
 
 
 def test_bad_setting_is_reported_and_raised():

@@ -1,92 +1,321 @@
-"""A plotly FigureWidget that redraws while an experiment trains.
+"""A plotly figure that redraws while an experiment trains.
 
 Metrics arrive as dicts (one per logged step). ``LivePlot`` keeps them and
-redraws at most ``max_fps`` times a second, with one ``batch_update`` per
+redraws at most ``max_fps`` times a second, with one batched update per
 redraw, so a fast training loop never floods the browser.
+
+Two modes draw the same figure:
+
+* ``"widget"``: a plotly ``FigureWidget`` (needs the ``anywidget`` front-end,
+  which JupyterLab and Notebook 7 have);
+* ``"static"``: a plain figure shown inside an ``ipywidgets.Output`` and
+  replaced at each redraw. It needs no custom widget, so it works in VS Code
+  and Colab, which do not render ``FigureWidget``.
+
+``plot_mode()`` picks one: ``DNI_LITE_PLOT=static`` or ``=widget`` forces it,
+otherwise ``static`` inside VS Code or Colab and ``widget`` elsewhere.
+``snapshot_png()`` draws the current figure as a PNG (with matplotlib) so a
+committed notebook shows its final figures where no kernel runs.
 """
 from __future__ import annotations
 
+import io
 import math
+import os
+import re
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .style import LineStyle, Styles, is_reference, layer_of, variant_of
+
+MODES = ("widget", "static")
+FEW_POINTS = 25          # fewer points than this: draw markers too
+
+
+def plot_mode() -> str:
+    """``"widget"`` or ``"static"``: the environment variable, else what the front-end renders."""
+    forced = os.environ.get("DNI_LITE_PLOT", "").strip().lower()
+    if forced:
+        if forced not in MODES:
+            raise ValueError(f"DNI_LITE_PLOT must be one of {MODES}, got {forced!r}")
+        return forced
+    in_colab = "google.colab" in sys.modules
+    in_vscode = any(k.startswith("VSCODE_") for k in os.environ)
+    return "static" if in_colab or in_vscode else "widget"
 
 
 @dataclass
 class Plot:
-    """One subplot: a title and the metric keys drawn in it as lines.
+    """One subplot: a title, the metric keys drawn in it, and how its y axis reads.
 
-    ``labels`` optionally renames keys in the legend; ``log_y`` uses a log axis.
+    ``y_title`` is the axis title with its unit (default: the title);
+    ``labels`` renames keys in the legend and hover text; ``log_y`` uses a log
+    axis; ``y_range`` fixes the axis; ``zoom_tail`` (a fraction) fits the y
+    axis to the last part of the x range, where final values differ;
+    ``integer_y`` for counts.
     """
 
     title: str
     keys: Sequence[str]
+    y_title: str = ""
     log_y: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     y_range: tuple[float, float] | None = None
+    zoom_tail: float | None = None
+    integer_y: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError(f"plot {self.title!r}: keys must name at least one metric")
+        if self.zoom_tail is not None and not 0 < self.zoom_tail <= 1:
+            raise ValueError(f"zoom_tail must be in (0, 1], got {self.zoom_tail}")
+
+
+@dataclass
+class _Line:
+    key: str
+    plot: int
+    label: str
+    style: LineStyle
+    layer: str | None
 
 
 class LivePlot:
-    """Subplots side by side, one line per metric key, redrawn throttled."""
+    """Subplots side by side, one line per metric key, one colour per method, redrawn throttled.
+
+    Args:
+        plots: the subplots.
+        x_key: the metric used as the x axis; ``x_title`` its axis title with unit.
+        x_measured: the x values are separate measurements (depths, widths):
+            markers only, no line drawn between them.
+        max_fps: at most this many redraws per second.
+        mode: ``"widget"`` or ``"static"`` (default: ``plot_mode()``).
+    """
 
     def __init__(self, plots: Sequence[Plot], x_key: str = "step", x_title: str | None = None,
-                 max_fps: float = 5.0, height: int = 340) -> None:
+                 x_measured: bool = False, max_fps: float = 5.0, height: int = 360,
+                 mode: str | None = None) -> None:
         if not plots:
             raise ValueError("plots must name at least one Plot")
+        self.mode = plot_mode() if mode is None else mode
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         self.plots = list(plots)
         self.x_key = x_key
+        self.x_title = x_title or x_key
+        self.x_measured = x_measured
         self.min_interval = 1.0 / max_fps
-        self.figure = go.FigureWidget(make_subplots(
-            rows=1, cols=len(self.plots), subplot_titles=[p.title for p in self.plots]))
-        self._trace_keys: list[str] = []
+        self.lines = _lines(self.plots)
+        self.names = _group_names(self.lines)
+        self.diverged: dict[str, Any] = {}
+        fig = make_subplots(rows=1, cols=len(self.plots), subplot_titles=[p.title for p in self.plots],
+                            horizontal_spacing=0.08 if len(self.plots) > 1 else 0.2)
+        shown: set[str] = set()
+        for line in self.lines:
+            fig.add_scatter(x=[], y=[], mode="lines", name=self.names[line.style.group],
+                            legendgroup=line.style.group, showlegend=line.style.group not in shown,
+                            line=dict(color=line.style.colour, dash=line.style.dash, width=2),
+                            marker=dict(color=line.style.colour, size=7),
+                            hovertemplate=f"{line.label}: %{{y:.4g}} at {self.x_title} %{{x}}<extra></extra>",
+                            meta={"key": line.key, "layer": line.layer},
+                            row=1, col=line.plot + 1)
+            shown.add(line.style.group)
         for col, plot in enumerate(self.plots, start=1):
-            for key in plot.keys:
-                self.figure.add_scatter(x=[], y=[], mode="lines", name=plot.labels.get(key, key),
-                                        row=1, col=col)
-                self._trace_keys.append(key)
-            if plot.log_y:
-                self.figure.update_yaxes(type="log", row=1, col=col)
+            fig.update_yaxes(title_text=plot.y_title or plot.title, exponentformat="power",
+                             type="log" if plot.log_y else "linear", row=1, col=col)
             if plot.y_range is not None:
-                self.figure.update_yaxes(range=list(plot.y_range), row=1, col=col)
-            self.figure.update_xaxes(title_text=x_title or x_key, row=1, col=col)
-        self.figure.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40),
-                                  legend=dict(orientation="h", y=-0.25))
+                fig.update_yaxes(range=list(plot.y_range), row=1, col=col)
+            if plot.integer_y:
+                fig.update_yaxes(tickformat="d", rangemode="tozero", row=1, col=col)
+            fig.update_xaxes(title_text=self.x_title, exponentformat="power", row=1, col=col,
+                             type="category" if x_measured else "linear")
+        fig.update_layout(height=height, autosize=True, margin=dict(l=60, r=20, t=40, b=50),
+                          legend=dict(orientation="h", y=-0.3), template="plotly_white")
+        if self.mode == "widget":
+            self.figure: go.Figure = go.FigureWidget(fig)
+            self.widget: widgets.DOMWidget = self.figure
+        else:
+            self.figure = fig
+            self.widget = widgets.Output(layout=widgets.Layout(width="100%"))
         self._rows: list[Mapping[str, float]] = []
         self._last_draw = 0.0
         self.redraws = 0
 
+    # -- data -----------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget all points and clear the lines."""
+        """Forget all points and divergence marks and clear the lines."""
         self._rows = []
+        self.diverged = {}
         self.redraw()
 
     def append(self, row: Mapping[str, float]) -> bool:
-        """Add one row of metrics; redraw if the last redraw is old enough.
-
-        Returns True when it redrew.
-        """
+        """Add one row of metrics; redraw if the last redraw is old enough. True when it redrew."""
         self._rows.append(row)
         if time.monotonic() - self._last_draw >= self.min_interval:
             self.redraw()
             return True
         return False
 
+    def mark_diverged(self, group: str, where: Any) -> None:
+        """End ``group``'s lines here and say so in the legend."""
+        self.diverged.setdefault(group, where)
+
+    def points(self, key: str) -> tuple[list[Any], list[float]]:
+        """The plotted (x, y) of one key: finite values only, and > 0 on a log axis."""
+        line = next(ln for ln in self.lines if ln.key == key)
+        log = self.plots[line.plot].log_y
+        xs, ys = [], []
+        for r in self._rows:
+            value = r.get(key)
+            if _finite(value) and (value > 0 or not log) and self.x_key in r:
+                xs.append(r[self.x_key])
+                ys.append(float(value))
+        return xs, ys
+
+    # -- drawing ----------------------------------------------------------------------
     def redraw(self) -> None:
-        """Push every line's points to the figure in one batch update."""
-        with self.figure.batch_update():
-            for trace, key in zip(self.figure.data, self._trace_keys):
-                points = [(r[self.x_key], r[key]) for r in self._rows
-                          if key in r and _finite(r[key])]
-                trace.x = [p[0] for p in points]
-                trace.y = [p[1] for p in points]
+        """Push every line's points to the figure in one update."""
+        if self.mode == "widget":
+            with self.figure.batch_update():
+                self._update_figure()
+        else:
+            self._update_figure()
+            self.widget.outputs = ({"output_type": "display_data", "metadata": {},
+                                    "data": _static_bundle(self.figure)},)
         self._last_draw = time.monotonic()
         self.redraws += 1
 
+    def _update_figure(self) -> None:
+        ranges: dict[int, list[float]] = {}
+        for trace, line in zip(self.figure.data, self.lines):
+            xs, ys = self.points(line.key)
+            trace.x, trace.y = xs, ys
+            trace.mode = "markers" if self.x_measured else (
+                "lines+markers" if len(xs) < FEW_POINTS else "lines")
+            name = self.names[line.style.group]
+            if line.style.group in self.diverged:
+                name += f" (diverged at {self.x_key} {self.diverged[line.style.group]})"
+            trace.name = name
+            plot = self.plots[line.plot]
+            if plot.zoom_tail and xs:
+                cut = xs[0] + (1 - plot.zoom_tail) * (xs[-1] - xs[0])
+                ranges.setdefault(line.plot, []).extend(y for x, y in zip(xs, ys) if x >= cut)
+        for index, values in ranges.items():
+            self.figure.update_yaxes(range=_padded(values, self.plots[index].log_y),
+                                     row=1, col=index + 1)
 
-def _finite(value: float) -> bool:
+    def snapshot_png(self, width_px: int = 1100) -> bytes:
+        """The figure as it is now, drawn with matplotlib: for readers without a kernel."""
+        import matplotlib
+        matplotlib.use("agg", force=False)
+        import matplotlib.pyplot as plt
+
+        n = len(self.plots)
+        fig, axes = plt.subplots(1, n, figsize=(width_px / 100, 3.6), dpi=100, squeeze=False)
+        for index, (ax, plot) in enumerate(zip(axes[0], self.plots)):
+            for trace, line in zip(self.figure.data, self.lines):
+                if line.plot != index or not trace.x:
+                    continue
+                xs = [str(x) for x in trace.x] if self.x_measured else list(trace.x)
+                ax.plot(xs, list(trace.y), color=line.style.colour,
+                        linestyle=_MPL_DASH.get(line.style.dash, "-"),
+                        marker="o" if "markers" in trace.mode else None, markersize=4,
+                        linewidth=0 if trace.mode == "markers" else 1.6,
+                        label=trace.name if trace.showlegend is not False else None)
+            ax.set_title(plot.title, fontsize=10)
+            ax.set_xlabel(self.x_title, fontsize=9)
+            ax.set_ylabel(plot.y_title or plot.title, fontsize=9)
+            if plot.log_y:
+                ax.set_yscale("log")
+            yrange = self.figure.layout[_axis_name("yaxis", index)].range
+            if yrange is not None and not plot.log_y:
+                ax.set_ylim(*yrange)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+        handles = {}
+        for ax in axes[0]:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, h)
+        if handles:
+            fig.legend(handles.values(), handles.keys(), loc="lower center",
+                       ncol=min(len(handles), 4), fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(handles) - 1) // 4), 1, 1))
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        return buffer.getvalue()
+
+
+_MPL_DASH = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-.", "longdash": "--"}
+
+
+def _lines(plots: Sequence[Plot]) -> list[_Line]:
+    styles = Styles()
+    lines = []
+    for index, plot in enumerate(plots):
+        layered: dict[str, list[str]] = {}
+        for key in plot.keys:
+            if layer_of(key) is not None:
+                layered.setdefault(variant_of(key), []).append(key)
+        for key in plot.keys:
+            siblings = layered.get(variant_of(key), [key])
+            position = siblings.index(key) if key in siblings else 0
+            style = styles.line(key, position, len(siblings) if layer_of(key) else 1)
+            label = plot.labels.get(key) or default_label(key)
+            lines.append(_Line(key, index, label, style, layer_of(key)))
+    return lines
+
+
+NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)",
+         "bptt_long": "BPTT(long T)", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
+         "kickback": "Kickback"}
+
+
+def default_label(key: str) -> str:
+    """A readable name for a key no label was given for: its method, and its layer."""
+    variant, layer = variant_of(key), layer_of(key)
+    name = NAMES.get(variant, variant.replace("_", " "))
+    return f"{name}, layer {layer.lstrip('L')}" if layer else name
+
+
+def _group_names(lines: Sequence[_Line]) -> dict[str, str]:
+    """One legend name per method: the label of its whole-model line, else of a layer line."""
+    names: dict[str, str] = {}
+    for line in lines:
+        if line.layer is None or is_reference(line.key):
+            names.setdefault(line.style.group, line.label)
+    for line in lines:
+        names.setdefault(line.style.group,
+                         re.sub(r",?\s*(layer|boundary)\s*\S+$", "", line.label) or line.label)
+    return names
+
+
+def _padded(values: list[float], log: bool) -> list[float]:
+    low, high = min(values), max(values)
+    if log:
+        low, high = math.log10(low), math.log10(high)
+    pad = 0.08 * (high - low) or 0.05 * (abs(high) or 1.0)
+    return [low - pad, high + pad]
+
+
+def _axis_name(kind: str, index: int) -> str:
+    return kind if index == 0 else f"{kind}{index + 1}"
+
+
+def _static_bundle(figure: go.Figure) -> dict[str, Any]:
+    """What a front-end without plotly's widget renders: plotly's JSON, and HTML for Colab."""
+    return {"application/vnd.plotly.v1+json": figure.to_plotly_json(),
+            "text/html": figure.to_html(full_html=False, include_plotlyjs="cdn"),
+            "text/plain": f"<figure: {', '.join(a.text for a in figure.layout.annotations)}>"}
+
+
+def _finite(value: Any) -> bool:
     try:
         return math.isfinite(value)
     except TypeError:

@@ -41,7 +41,7 @@ from ..data.datasets import DATASETS, Dataset, load_dataset, minibatch_indices
 from ..diagnostics import accuracy, cosine_similarity
 from ..interface import (ABLATIONS, DecoupledInterface, check_controls, context_shuffler,
                          control_name, label_context, regression_target)
-from ..runner import Result, Row, Settings, lockstep, run_to_end, seeded
+from ..runner import Progress, Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
 
@@ -495,14 +495,24 @@ def sweep_depth(settings: SweepSettings | None = None, **overrides) -> Iterator[
     """A Table-1-style sweep: ``compare_mlp`` for every depth and seed.
 
     Yields one row per depth with the mean test error (percent) of each
-    variant over the seeds (``err/<variant>``) and its spread (``std/<variant>``).
+    variant over the seeds (``err/<variant>``) and its spread (``std/<variant>``),
+    and a ``Progress`` heartbeat between them (``run_to_end`` skips those).
     Returns ``{variant: {depth: [error per seed]}}``; ``format_table`` prints it.
     """
     s = SweepSettings.build(settings, **overrides)
     errors: dict[str, dict[int, list[float]]] = {}
-    for d in s.depths:
-        for seed in s.seeds:
-            _, result = run_to_end(compare_mlp(s, depth=d, seed=seed))
+    runs = len(s.depths) * len(s.seeds)
+    for i, d in enumerate(s.depths):
+        for j, seed in enumerate(s.seeds):
+            run = compare_mlp(s, depth=d, seed=seed)
+            while True:                  # a heartbeat per logged row: the sweep stops at once
+                try:
+                    row = next(run)
+                except StopIteration as end:
+                    result = end.value
+                    break
+                yield Progress(i * len(s.seeds) + j + row["epoch"] / s.epochs, runs,
+                               f"depth {d}, seed {seed}")
             for variant, acc in result.final("acc").items():
                 errors.setdefault(variant, {}).setdefault(d, []).append(100.0 - acc)
         row: dict[str, float] = {"depth": d}

@@ -25,16 +25,17 @@ import json
 import math
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import torch
 
 from ..experiments import timeline
 from ..interface import label_context
-from ..runner import Settings
+from ..runner import Progress, Settings
 from ..validate import check_float, check_int
 from .config import ParallelConfig
 from .devices import device_name
@@ -162,8 +163,44 @@ class BenchSettings(Settings):
             raise ValueError(f"cuda must be True, False or None, got {self.cuda!r}")
 
 
+def _in_background(call: Callable[[], Any], stop: threading.Event, done: int, total: int,
+                   what: str) -> Generator[Progress, None, Any]:
+    """Run ``call`` on a helper thread, yielding a heartbeat every 0.1 s; return its value.
+
+    Closing the generator (a panel's Stop) sets ``stop``, which the training
+    loops check every step, and waits for the helper to end: nothing is left
+    running, and the workers of a parallel run are terminated.
+    """
+    box: dict[str, Any] = {}
+    threads = torch.get_num_threads()
+
+    def target() -> None:
+        torch.set_num_threads(threads)
+        try:
+            box["value"] = call()
+        except BaseException as exc:   # handed to the caller below
+            box["error"] = exc
+
+    helper = threading.Thread(target=target, name="dni-lite-bench", daemon=True)
+    helper.start()
+    try:
+        while helper.is_alive():
+            helper.join(0.1)
+            yield Progress(done, total, what)
+    finally:
+        if helper.is_alive():
+            stop.set()
+            helper.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def benchmark(settings: BenchSettings | None = None, **overrides) -> Iterator[dict[str, float]]:
     """The benchmark as an experiment: one metric row per model width, then the full result.
+
+    Between rows it yields ``runner.Progress`` heartbeats several times a
+    second; closing it stops the run in progress within a training step.
 
     For each width, ``repeats`` rounds each run, back to back (interleaved):
     backprop with all cores, backprop with one thread, DNI in one process
@@ -183,21 +220,28 @@ def benchmark(settings: BenchSettings | None = None, **overrides) -> Iterator[di
                                  timeout_s=300.0).validate() for w in widths}
     data = load_data(seed)
     cores = os.cpu_count() or 1
-    runners = {"backprop": lambda c: train_backprop(c, data, threads=cores),
-               "backprop_1thread": lambda c: train_backprop(c, data, threads=1),
-               "dni_1proc": lambda c: train_in_process(c, data, threads=cores),
-               "pipelined": lambda c: train_parallel(c, data=data)}
+    stop = threading.Event()
+    runners = {"backprop": lambda c: train_backprop(c, data, threads=cores, stop=stop),
+               "backprop_1thread": lambda c: train_backprop(c, data, threads=1, stop=stop),
+               "dni_1proc": lambda c: train_in_process(c, data, threads=cores, stop=stop),
+               "pipelined": lambda c: train_parallel(c, data=data, stop=stop)}
     if cuda:
-        runners["backprop_cuda"] = lambda c: train_backprop(c, data, device="cuda")
-        runners["dni_1proc_cuda"] = lambda c: train_in_process(c, data, device="cuda")
+        runners["backprop_cuda"] = lambda c: train_backprop(c, data, device="cuda", stop=stop)
+        runners["dni_1proc_cuda"] = lambda c: train_in_process(c, data, device="cuda", stop=stop)
     rows, all_runs = [], {}
+    total = len(widths) * repeats * len(runners)
+    done = 0
     for w in widths:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in runners}
         for r in range(repeats):
             names = list(runners)
             names = names[r % len(names):] + names[:r % len(names)]   # rotate the order
             for name in names:
-                runs[name].append(runners[name](configs[w]))
+                what = f"width {w}: {name.replace('_', ' ')}, repeat {r + 1} of {repeats}"
+                run = yield from _in_background(lambda: runners[name](configs[w]), stop,
+                                                done, total, what)
+                runs[name].append(run)
+                done += 1
         med = {name: _median_field(runs[name], "examples_per_s") for name in runners}
         costs = stage_costs(configs[w], data)
         delay = statistics.median(p["delay_s"] for p in runs["pipelined"])
@@ -255,6 +299,8 @@ def run_benchmark(settings: BenchSettings | None = None,
         except StopIteration as done:
             result = done.value
             break
+        if isinstance(row, Progress):
+            continue
         log(f"width {row['width']} done ({time.perf_counter() - started:.0f} s)")
     if out is not None:
         save_results(result, out)

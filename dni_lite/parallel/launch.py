@@ -14,12 +14,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Sequence
 
 import torch
 
 from ..data.datasets import Dataset
+from ..runner import check_stop
 from ..validate import check_int
 from .config import ParallelConfig, check_configs
 from .devices import device_name
@@ -38,7 +40,8 @@ def free_port() -> int:
 
 
 def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes: int | None = None,
-                   data: Dataset | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+                   data: Dataset | None = None, stop: threading.Event | None = None
+                   ) -> dict[str, Any] | list[dict[str, Any]]:
     """Train with one local worker process per stage and return the merged result.
 
     A list of configs runs one after the other in the same worker processes
@@ -46,7 +49,8 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
     ``processes`` defaults to ``config.workers``; any other number is refused
     before anything starts. If a worker fails, the others are stopped at once
     and a ``WorkerError`` says which worker failed and why; a run that exceeds
-    the configs' ``timeout_s`` (summed) is stopped the same way.
+    the configs' ``timeout_s`` (summed) is stopped the same way, and so is one
+    whose ``stop`` event is set (``runner.Stopped`` is raised).
     """
     single = isinstance(config, ParallelConfig)
     configs = check_configs(config)
@@ -75,7 +79,7 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
                      "--out", tmp, "--data", os.path.join(tmp, "data.pt")],
                     env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)),
                     stdout=log, stderr=subprocess.STDOUT))
-            _watch(procs, tmp, sum(c.timeout_s for c in configs) + 30.0)
+            _watch(procs, tmp, sum(c.timeout_s for c in configs) + 30.0, stop)
         finally:
             _stop_all(procs)
             for log in logs:
@@ -87,9 +91,11 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
     return merged[0] if single else merged
 
 
-def _watch(procs: list[subprocess.Popen], tmp: str, timeout_s: float) -> None:
+def _watch(procs: list[subprocess.Popen], tmp: str, timeout_s: float,
+           stop: threading.Event | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
+        check_stop(stop)
         codes = [p.poll() for p in procs]
         failed = [r for r, c in enumerate(codes) if c not in (None, 0)]
         if failed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import Tensor
 from ..data.datasets import Dataset
 from ..diagnostics import accuracy
 from ..experiments.mlp import MLP
-from ..runner import seeded
+from ..runner import check_stop, seeded
 from ..validate import check_int
 from .config import ParallelConfig
 from .devices import check_device, clock, device_name, to_device
@@ -27,12 +28,14 @@ from .stage import batch_indices, build_stages, evaluate, load_data
 
 
 def train_in_process(config: ParallelConfig, data: Dataset | None = None,
-                     threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+                     threads: int | None = None, device: str = "cpu",
+                     stop: threading.Event | None = None) -> dict[str, Any]:
     """Run the pipelined schedule sequentially in this process (``threads``: default config's).
 
     Stage k at minibatch t does exactly what worker k does: ``step`` on t,
     then ``learn_synthesizer`` with the target of t - ``target_delay``. The
-    result has the same fields as ``train_parallel``'s.
+    result has the same fields as ``train_parallel``'s. Setting ``stop``
+    raises ``runner.Stopped`` before the next step.
     """
     config = dataclasses.replace(config).validate()
     data = data if data is not None else load_data(config.seed)
@@ -61,6 +64,7 @@ def train_in_process(config: ParallelConfig, data: Dataset | None = None,
 
         start = clock(device)
         for t, idx in enumerate(batches):
+            check_stop(stop)
             idx = idx.to(device)
             h, y = data.x[idx], data.y[idx]
             for k, stage in enumerate(stages):
@@ -94,10 +98,12 @@ def train_in_process(config: ParallelConfig, data: Dataset | None = None,
 
 
 def train_backprop(config: ParallelConfig, data: Dataset | None = None,
-                   threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+                   threads: int | None = None, device: str = "cpu",
+                   stop: threading.Event | None = None) -> dict[str, Any]:
     """The baseline: the same model, data and batches, one process, plain backprop.
 
-    ``threads`` defaults to all cores (``os.cpu_count()``).
+    ``threads`` defaults to all cores (``os.cpu_count()``). Setting ``stop``
+    raises ``runner.Stopped`` before the next step.
     """
     config = dataclasses.replace(config).validate()
     data = data if data is not None else load_data(config.seed)
@@ -114,6 +120,7 @@ def train_backprop(config: ParallelConfig, data: Dataset | None = None,
         losses, evals, eval_s = [], [], 0.0
         start = clock(device)
         for t, idx in enumerate(batches):
+            check_stop(stop)
             idx = idx.to(device)
             model.train()
             opt.zero_grad(set_to_none=True)
