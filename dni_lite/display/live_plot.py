@@ -20,6 +20,7 @@ committed notebook shows its final figures where no kernel runs.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -187,7 +188,7 @@ class LivePlot:
         else:
             self._update_figure()
             self.widget.outputs = ({"output_type": "display_data", "metadata": {},
-                                    "data": _static_bundle(self.figure)},)
+                                    "data": static_bundle(self.figure)},)
         self._last_draw = time.monotonic()
         self.redraws += 1
 
@@ -308,9 +309,9 @@ def _axis_name(kind: str, index: int) -> str:
     return kind if index == 0 else f"{kind}{index + 1}"
 
 
-def _static_bundle(figure: go.Figure) -> dict[str, Any]:
+def static_bundle(figure: go.Figure) -> dict[str, Any]:
     """What a front-end without plotly's widget renders: plotly's JSON, and HTML for Colab."""
-    return {"application/vnd.plotly.v1+json": figure.to_plotly_json(),
+    return {"application/vnd.plotly.v1+json": json.loads(figure.to_json()),
             "text/html": figure.to_html(full_html=False, include_plotlyjs="cdn"),
             "text/plain": f"<figure: {', '.join(a.text for a in figure.layout.annotations)}>"}
 

@@ -6,7 +6,9 @@ change re-simulates and redraws at once (``observe``); there is no Run button.
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 from typing import Any
 
 import ipywidgets as widgets
@@ -17,6 +19,7 @@ from ..experiments.timeline import (MODE_NAMES, MODES, Costs, LockingSettings, T
                                     speedup_curve)
 from ..validate import check_int
 from .controls import bind, float_slider, int_slider
+from .live_plot import plot_mode, static_bundle
 
 COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
            "idle": "#d9d9d9"}
@@ -41,9 +44,9 @@ def gantt_traces(timeline: Timeline) -> dict[str, dict[str, list]]:
 
 
 def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
-                   curve: dict[str, list[float]]) -> go.FigureWidget:
+                   curve: dict[str, list[float]]) -> go.Figure:
     """One Gantt chart per scheme (left) and speed-up over backprop versus K (right)."""
-    fig = go.FigureWidget(make_subplots(
+    fig = go.Figure(make_subplots(
         rows=3, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.09,
         vertical_spacing=0.1, shared_xaxes=True,
         specs=[[{}, {"rowspan": 3}], [{}, None], [{}, None]],
@@ -75,11 +78,17 @@ def update_locking_figure(fig: go.FigureWidget, timelines: dict[str, Timeline],
     """Replace the data of a figure made by ``locking_figure`` in one batch update."""
     with fig.batch_update():
         i = 0
+        in_legend: set[str] = set()
         for mode in MODES:
             bars = gantt_traces(timelines[mode])
             for kind in COLOURS:
                 fig.data[i].y, fig.data[i].base, fig.data[i].x = (
                     bars[kind]["y"], bars[kind]["base"], bars[kind]["x"])
+                # the legend entry sits on the first chart that has such bars (backprop
+                # has no synthesizer bars, and an empty trace shows no legend entry)
+                fig.data[i].showlegend = bool(bars[kind]["x"]) and kind not in in_legend
+                if bars[kind]["x"]:
+                    in_legend.add(kind)
                 i += 1
         for mode in MODES:
             fig.data[i].x, fig.data[i].y = curve_ks, curve[mode]
@@ -94,7 +103,8 @@ class LockingPanel:
     ``readout`` states each scheme's speed-up and mean idle fraction.
     """
 
-    def __init__(self, settings: LockingSettings = LockingSettings()) -> None:
+    def __init__(self, settings: LockingSettings = LockingSettings(),
+                 mode: str | None = None) -> None:
         self.defaults = settings
         self.controls = {
             "modules": int_slider("K (modules)", 1, MAX_K),
@@ -107,14 +117,23 @@ class LockingPanel:
         bind(self.controls, settings)
         self.readout = widgets.HTML()
         self.timelines, self.curve = self._simulate()
-        self.figure = locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve)
+        self.mode = plot_mode() if mode is None else mode
+        figure = locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve)
+        if self.mode == "widget":
+            self.figure = go.FigureWidget(figure)
+            self.plot_widget: widgets.DOMWidget = self.figure
+        else:
+            self.figure = figure
+            self.plot_widget = widgets.Output(layout=widgets.Layout(width="100%"))
+            self._redraw_static()
         self._write_readout()
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         box = widgets.Box(list(self.controls.values()),
                           layout=widgets.Layout(display="flex", flex_flow="row wrap"))
         self.widget = widgets.VBox([widgets.HTML("<b>Who waits for whom</b>"), box,
-                                    self.readout, self.figure])
+                                    self.readout, self.plot_widget],
+                                   layout=widgets.Layout(width="100%"))
 
     def settings(self) -> LockingSettings:
         """The settings the sliders describe."""
@@ -135,7 +154,13 @@ class LockingPanel:
     def _on_change(self, _change: Any = None) -> None:
         self.timelines, self.curve = self._simulate()
         update_locking_figure(self.figure, self.timelines, list(range(1, MAX_K + 1)), self.curve)
+        if self.mode == "static":
+            self._redraw_static()
         self._write_readout()
+
+    def _redraw_static(self) -> None:
+        self.plot_widget.outputs = ({"output_type": "display_data", "metadata": {},
+                                     "data": static_bundle(self.figure)},)
 
     def _write_readout(self) -> None:
         parts = []
@@ -152,7 +177,50 @@ class LockingPanel:
                              .replace("&nbsp;", " "))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/plain"] = f"Who waits for whom: {self.readout_text}"
+        try:       # the figure as a picture, for readers of the saved notebook
+            bundle["image/png"] = base64.b64encode(self.snapshot_png()).decode("ascii")
+        except Exception:
+            pass
+        return bundle
+
+    def snapshot_png(self) -> bytes:
+        """The Gantt charts and the speed-up curve drawn with matplotlib, as a PNG."""
+        import matplotlib
+        matplotlib.use("agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(11, 5.2), dpi=90)
+        grid = fig.add_gridspec(3, 2, width_ratios=[0.68, 0.32], hspace=0.55, wspace=0.18)
+        first = None
+        for row, mode in enumerate(MODES):
+            ax = fig.add_subplot(grid[row, 0], sharex=first)
+            first = first or ax
+            for kind, bars in gantt_traces(self.timelines[mode]).items():
+                ax.barh(bars["y"], bars["x"], left=bars["base"], color=COLOURS[kind],
+                        edgecolor="white", linewidth=0.4, height=0.75,
+                        label=kind if row == len(MODES) - 1 else None)
+            ax.invert_yaxis()
+            ax.set_title(MODE_NAMES[mode], fontsize=9)
+            ax.tick_params(labelsize=7)
+        ax.set_xlabel("time", fontsize=8)
+        fig.legend(loc="lower left", ncol=4, fontsize=8, frameon=False)
+        ax = fig.add_subplot(grid[:, 1])
+        ks = list(range(1, MAX_K + 1))
+        for mode in MODES:
+            ax.plot(ks, self.curve[mode], marker="o", color=CURVE_COLOURS[mode],
+                    label=MODE_NAMES[mode])
+        ax.plot(ks, ks, linestyle=":", color="#aaaaaa", label="ideal (K)")
+        ax.set_title("speed-up over backprop vs K", fontsize=9)
+        ax.set_xlabel("K (modules = workers)", fontsize=8)
+        ax.set_ylabel("speed-up", fontsize=8)
+        ax.legend(fontsize=7, frameon=False)
+        ax.grid(alpha=0.3)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return buffer.getvalue()
 
 
 def _worker_label(worker: int) -> str:
