@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -29,17 +30,21 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 # notebook -> (description of a slider in its first panel, key press that moves it,
 #              whether the panel has a Run button (00 redraws as the slider moves),
-#              seconds allowed for Run All)
+#              seconds allowed for Run All, index of its longest panel among the Run buttons)
 NOTEBOOKS = {
-    "00_locking.ipynb": ("K (modules)", "ArrowRight", False, 120),
-    "01_synthetic_gradients_linear.ipynb": ("seed", "ArrowRight", True, 240),
-    "02_deep_linear_theory.ipynb": ("seed", "ArrowRight", True, 400),
-    "03_decoupled_mlp.ipynb": ("hidden layers", "ArrowLeft", True, 600),
-    "04_unlocked_network.ipynb": ("seed", "ArrowRight", True, 600),
-    "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 400),
-    "06_dni_language_model.ipynb": ("budget (steps)", "ArrowLeft", True, 400),
-    "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 400),
+    "00_locking.ipynb": ("K (modules)", "ArrowRight", False, 120, None),
+    "01_synthetic_gradients_linear.ipynb": ("seed", "ArrowRight", True, 240, 0),
+    "02_deep_linear_theory.ipynb": ("seed", "ArrowRight", True, 400, 3),
+    "03_decoupled_mlp.ipynb": ("hidden layers", "ArrowLeft", True, 600, 1),
+    "04_unlocked_network.ipynb": ("seed", "ArrowRight", True, 600, 2),
+    "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 400, 0),
+    "06_dni_language_model.ipynb": ("budget (steps)", "ArrowLeft", True, 400, 0),
+    "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 400, 0),
 }
+# Notebook 7's interface is checked on these (Run All, every widget and figure renders)
+NOTEBOOK7 = ["00_locking.ipynb", "01_synthetic_gradients_linear.ipynb", "05_dni_bptt_copy.ipynb"]
+STOP_WITHIN_S = 1.0
+METRIC_KEY = r"[a-z_]+/[a-z_]+"      # what a raw metric key looks like (acc/cdni)
 
 
 def _chromium() -> str:
@@ -65,6 +70,7 @@ def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("lab")
     for nb in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / nb, workdir / nb)
+    _static_copy(ROOT / "notebooks" / "01_synthetic_gradients_linear.ipynb", workdir / STATIC_NB)
     port, token = _free_port(), secrets.token_hex(16)
     log = open(workdir / "jupyter.log", "w")
     server = subprocess.Popen(
@@ -149,9 +155,78 @@ def _restart_and_run_all(page) -> None:
     pytest.fail("JupyterLab never offered to restart and run all cells")
 
 
+STATIC_NB = "01_static_plots.ipynb"
+
+
+def _static_copy(source: Path, target: Path) -> None:
+    """A copy of a notebook whose first cell forces the static plot mode (as VS Code and Colab get)."""
+    nb = json.loads(source.read_text())
+    nb["cells"].insert(0, {"cell_type": "code", "execution_count": None, "id": "force-static",
+                           "metadata": {}, "outputs": [],
+                           "source": ["import os\n", "os.environ['DNI_LITE_PLOT'] = 'static'"]})
+    target.write_text(json.dumps(nb))
+
+
+def _check_figures_and_status(page) -> None:
+    """One colour per legend name across every subplot of a figure; no metric keys in status lines."""
+    colours = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(g => {"
+        "  const by = {};"
+        "  for (const t of (g.data || [])) {"
+        "    if (t.meta && t.meta.layer) continue;"                 # per-layer shades
+        "    const c = (t.line && t.line.color) || (t.marker && t.marker.color);"
+        "    if (!t.name || typeof c !== 'string') continue;"
+        "    (by[t.name] = by[t.name] || []).push(c);"
+        "  }"
+        "  return by; })")
+    for figure in colours:
+        for name, used in figure.items():
+            assert len(set(used)) == 1, f"{name!r} is drawn in several colours: {used}"
+    statuses = page.locator(".dni-lite-status").all_inner_texts()
+    for text in statuses:
+        assert not re.search(METRIC_KEY, text), f"a raw metric key in the status line: {text!r}"
+
+
+def _nth_panel(page, index: int):
+    return page.locator(".dni-lite-panel").nth(index)
+
+
+def _stop_latency(page, index: int) -> float:
+    """Press Run on the nth panel, wait until it runs, press Stop: seconds until it says Stopped."""
+    panel = _nth_panel(page, index)
+    panel.scroll_into_view_if_needed()
+    status = panel.locator(".dni-lite-status")
+    panel.locator(".widget-button:has-text('Run')").click()
+    status.locator("text=Running").wait_for(timeout=60_000)
+    page.wait_for_function("(el) => /%|rows logged/.test(el.textContent)",
+                           arg=status.element_handle(), timeout=60_000)
+    start = time.monotonic()
+    panel.locator(".widget-button:has-text('Stop')").click()
+    status.locator("text=Stopped").wait_for(timeout=30_000)
+    return time.monotonic() - start
+
+
+def _run_probe(page, code: str) -> str:
+    """Add a cell at the end of the notebook, run it, return its output text."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cells.last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    probe = cells.nth(cells.count() - 1)
+    for i in range(cells.count() - 1, -1, -1):       # the cell we typed into
+        if code.splitlines()[0] in cells.nth(i).locator(".jp-InputArea").inner_text():
+            probe = cells.nth(i)
+            break
+    probe.locator(".jp-OutputArea-output").first.wait_for(timeout=60_000)
+    return probe.locator(".jp-OutputArea-output").first.inner_text()
+
+
 @pytest.mark.parametrize("notebook", list(NOTEBOOKS))
 def test_notebook_renders_and_reruns(lab, browser, notebook):
-    slider_name, key, has_run, budget = NOTEBOOKS[notebook]
+    slider_name, key, has_run, budget, longest = NOTEBOOKS[notebook]
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # a workspace of its own, reset, so no tab from an earlier notebook is restored
@@ -171,6 +246,7 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
     assert not tracebacks, tracebacks
+    _check_figures_and_status(page)
     slider = page.locator(f".widget-slider:has(label:text-is('{slider_name}'))").first
     slider.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"{notebook}.png"))
@@ -195,4 +271,64 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
         panel.locator(".widget-html:has-text('Done')").first.wait_for(timeout=budget * 1000)
     page.screenshot(path=str(ARTIFACTS / f"{notebook}.rerun.png"))
     assert _figure_data(page) != before
+    _check_figures_and_status(page)
+    if longest is not None:
+        latency = _stop_latency(page, longest)
+        print(f"{notebook}: Stop took {latency:.2f} s in panel {longest}")
+        assert latency < STOP_WITHIN_S, f"Stop took {latency:.2f} s"
+        # a re-run of the panel's cell while its panel runs leaves no run alive but the new one's
+        panel = _nth_panel(page, longest)
+        panel.locator(".widget-button:has-text('Run')").click()
+        panel.locator(".dni-lite-status >> text=Running").wait_for(timeout=60_000)
+        cell = page.locator(".jp-Notebook .jp-Cell:has(.dni-lite-panel)").nth(longest)
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
+        _wait_idle(page, budget)
+        out = _run_probe(page, "from dni_lite.display.panel import ExperimentPanel as P\n"
+                               "print('running', len(P.running()), 'replaced', "
+                               "sum(p.state == 'closed' for p in P._all))")
+        assert "running 0 replaced 1" in out, out
+        page.screenshot(path=str(ARTIFACTS / f"{notebook}.stop.png"))
+    page.close()
+
+
+def test_static_plot_mode_renders_and_reruns(lab, browser):
+    """The mode VS Code and Colab get: no FigureWidget, the figure still draws and updates."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab['base']}/lab/workspaces/static/tree/{STATIC_NB}?reset&token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    _restart_and_run_all(page)
+    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
+    _wait_idle(page, 240)
+    page.wait_for_selector(".dni-lite-panel .js-plotly-plot .scatterlayer .trace", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "static-mode.png"), full_page=True)
+    assert page.locator("text=Loading widget").count() == 0
+    _check_figures_and_status(page)
+    before = _figure_data(page)
+    panel = _nth_panel(page, 0)
+    panel.locator(".widget-button:has-text('Run')").click()
+    panel.locator(".dni-lite-status >> text=Done").wait_for(timeout=120_000)
+    assert _figure_data(page) != before or "Done" in panel.inner_text()
+    page.close()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK7)
+def test_notebook7_interface(lab, browser, notebook):
+    """The same notebooks in Notebook 7's interface: Run All, every widget and figure renders."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab['base']}/notebooks/{notebook}?token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                           "#jp-NotebookKernelStatus, .jp-NotebookKernelStatus", timeout=60_000)
+    _restart_and_run_all(page)
+    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
+    try:
+        _wait_idle(page, NOTEBOOKS[notebook][3])
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"notebook7-{notebook}.png"), full_page=True)
+    page.wait_for_selector(".js-plotly-plot .trace", timeout=30_000)
+    assert page.locator("text=Loading widget").count() == 0, "a widget did not render"
+    _check_figures_and_status(page)
     page.close()

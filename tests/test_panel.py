@@ -114,7 +114,7 @@ def test_status_line_speaks_in_words_with_progress_and_headline():
     panel = linear_panel()
     panel.run()
     text = panel.status_text
-    assert text.startswith("Done in") and "loss at training step 200: backprop" in text
+    assert text.startswith("Done in") and "Loss at training step 200: backprop" in text
     assert "test_loss/" not in text and "test_loss/backprop" in panel.details.value
     states = []
     panel = ExperimentPanel(count, CountSettings(steps=400, delay_s=0.002),
@@ -276,3 +276,14 @@ def test_background_run_is_as_fast_as_a_run_in_the_cell():
     assert panel.wait(60) == "done"
     in_thread = time.monotonic() - start
     assert in_thread < 3 * in_cell + 1.0, (in_thread, in_cell)
+
+
+def test_checks_say_in_words_when_the_run_changed_a_default():
+    panel = linear_panel()
+    with pytest.raises(RuntimeError, match="need this panel's run to finish"):
+        panel.require_defaults()
+    panel.run(steps=100)
+    with pytest.raises(RuntimeError, match=r"changed steps = 100 \(the default is 200\)"):
+        panel.require_defaults()
+    panel.run()
+    panel.require_defaults()              # the default run: no complaint

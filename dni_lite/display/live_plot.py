@@ -216,6 +216,7 @@ class LivePlot:
         import matplotlib
         matplotlib.use("agg", force=False)
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
 
         n = len(self.plots)
         fig, axes = plt.subplots(1, n, figsize=(width_px / 100, 3.6), dpi=100, squeeze=False)
@@ -234,6 +235,8 @@ class LivePlot:
             ax.set_ylabel(plot.y_title or plot.title, fontsize=9)
             if plot.log_y:
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(ticker.NullFormatter())
             yrange = self.figure.layout[_axis_name("yaxis", index)].range
             if yrange is not None and not plot.log_y:
                 ax.set_ylim(*yrange)

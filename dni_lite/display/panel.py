@@ -36,8 +36,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as widgets
@@ -73,6 +75,7 @@ class ExperimentPanel:
     """
 
     _by_cell: dict[str, "ExperimentPanel"] = {}
+    _all: "weakref.WeakSet[ExperimentPanel]" = weakref.WeakSet()
 
     def __init__(self, experiment: Experiment, settings: Settings,
                  controls: Mapping[str, widgets.ValueWidget], plots: Sequence[Plot],
@@ -115,6 +118,9 @@ class ExperimentPanel:
         self.widget = widgets.VBox(header + [box, widgets.HBox([self.run_button, self.stop_button]),
                                              self.status, self.plot.widget, self.details],
                                    layout=widgets.Layout(width="100%"))
+        self.status.add_class("dni-lite-status")
+        self.widget.add_class("dni-lite-panel")
+        self._all.add(self)
         self._worker = threading.Thread(target=self._serve, daemon=True, name="dni-lite-panel")
         self._worker.start()
         self._replace_earlier_panel_of_this_cell()
@@ -134,11 +140,33 @@ class ExperimentPanel:
         diverged returns the rows it logged and ``None``.
         """
         self.show()
+        self._cell_run: tuple[str, Settings | None] = ("error", None)
         try:
             self._drive(lambda: self.settings(**overrides), raise_errors=True)
         finally:
+            self._cell_run = (self.state, self.settings_used)
             self._show_snapshot()
         return list(self.history), self.result
+
+    def require_defaults(self) -> None:
+        """Raise, in words, unless ``run()`` finished with the settings the checks are calibrated for.
+
+        Check cells call this first: their thresholds hold for the panel's
+        default settings, so a changed setting says so instead of failing a
+        bare assertion. (Runs started with the Run button do not count: the
+        checks read the rows ``run()`` returned.)
+        """
+        state, used = getattr(self, "_cell_run", ("idle", None))
+        if state != "done" or used is None:
+            raise RuntimeError(f"The checks below need this panel's run to finish, and it has not "
+                               f"({self.status_text}). Run the panel's cell again, then these checks.")
+        changed = [f"{self.controls[n].description if n in self.controls else n} = "
+                   f"{_number(getattr(used, n))} (the default is {_number(getattr(self.defaults, n))})"
+                   for n in _fields(used) if getattr(used, n) != getattr(self.defaults, n)]
+        if changed:
+            raise RuntimeError("The checks below are calibrated for the default settings, and this "
+                               f"run changed {'; '.join(changed)}. Put the default back in the "
+                               "panel's cell (or restart and run all) to check the claims.")
 
     def show(self) -> None:
         """Display the panel in the running cell's output (once)."""
@@ -180,8 +208,8 @@ class ExperimentPanel:
 
     @classmethod
     def running(cls) -> list["ExperimentPanel"]:
-        """The panels made in this kernel's cells whose run is in progress."""
-        return [p for p in cls._by_cell.values() if p.state in ("running", "waiting")]
+        """The panels of this kernel whose run is in progress (re-run cells leave none behind)."""
+        return [p for p in list(cls._all) if p.state in ("running", "waiting")]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
@@ -354,7 +382,8 @@ class ExperimentPanel:
             return ""
         at = last.get(self.plot.x_key)
         where = f" at {self.plot.x_title} {_number(at)}" if at is not None else ""
-        return f"{plot.title}{where}: {', '.join(parts + refs)}."
+        title = re.sub(r"\s*\(.*?\)", "", plot.title)
+        return f"{title[:1].upper()}{title[1:]}{where}: {', '.join(parts + refs)}."
 
     def _diverged_words(self) -> str:
         return "; ".join(f"{self.plot.names.get(g, g)} diverged at {self.plot.x_title} "
@@ -473,7 +502,7 @@ def _total(settings: Any, x_key: str) -> Any:
 def _value(value: float, plot: Plot) -> str:
     if "%" in (plot.y_title or plot.title):
         return f"{value:.1f}%"
-    return f"{value:.3g}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def _number(x: Any) -> str:
@@ -486,6 +515,11 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min"
+
+
+def _fields(settings: Any) -> list[str]:
+    import dataclasses
+    return [f.name for f in dataclasses.fields(settings)]
 
 
 def _finite(value: Any) -> bool:
