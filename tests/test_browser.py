@@ -260,15 +260,15 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
         arg=[slider.locator(".widget-readout").element_handle(), readout_before], timeout=10_000)
 
     if has_run:
-        panel = page.locator(".widget-vbox:has(.widget-button:has-text('Run'))"
-                             f":has(label:text-is('{slider_name}'))").first
+        panel = page.locator(f".dni-lite-panel:has(label:text-is('{slider_name}'))").first
         panel.locator(".widget-button:has-text('Run')").click()
+        panel.locator(".dni-lite-status:not(:has-text('Done'))").wait_for(timeout=30_000)
     page.wait_for_function(
         "(old) => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]"
         ".map(g => (g.data || []).map(t => Array.from(t.y || [])))) !== old",
         arg=before, timeout=60_000)
     if has_run:
-        panel.locator(".widget-html:has-text('Done')").first.wait_for(timeout=budget * 1000)
+        panel.locator(".dni-lite-status:has-text('Done')").wait_for(timeout=budget * 1000)
     page.screenshot(path=str(ARTIFACTS / f"{notebook}.rerun.png"))
     assert _figure_data(page) != before
     _check_figures_and_status(page)
@@ -301,9 +301,12 @@ def test_static_plot_mode_renders_and_reruns(lab, browser):
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     _restart_and_run_all(page)
     page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
-    _wait_idle(page, 240)
-    page.wait_for_selector(".dni-lite-panel .js-plotly-plot .scatterlayer .trace", timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "static-mode.png"), full_page=True)
+    try:
+        _wait_idle(page, 240)
+        _nth_panel(page, 0).scroll_into_view_if_needed()
+        page.wait_for_selector(".dni-lite-panel .js-plotly-plot .scatterlayer .trace", timeout=30_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "static-mode.png"), full_page=True)
     assert page.locator("text=Loading widget").count() == 0
     _check_figures_and_status(page)
     before = _figure_data(page)

@@ -287,3 +287,34 @@ def test_checks_say_in_words_when_the_run_changed_a_default():
         panel.require_defaults()
     panel.run()
     panel.require_defaults()              # the default run: no complaint
+
+
+def test_run_pressed_while_another_cell_runs_waits_and_says_so():
+    from dni_lite.display import panel as panel_module
+    panel = ExperimentPanel(count, CountSettings(steps=5), {}, [Plot("value", ["value"])])
+    panel_module._CELL_BUSY.set()          # what IPython's pre_run_cell event does
+    try:
+        panel.start()
+        deadline = time.monotonic() + 5
+        while panel.state != "waiting":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert "another cell is running" in panel.status_text and not panel.history
+    finally:
+        panel_module._CELL_BUSY.clear()    # the cell finished: the run starts
+    assert panel.wait(10) == "done" and len(panel.history) == 5
+
+
+def test_plot_mode_follows_the_environment(monkeypatch):
+    from dni_lite.display.live_plot import plot_mode
+    for name in [k for k in __import__("os").environ if k.startswith("VSCODE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("DNI_LITE_PLOT", raising=False)
+    assert plot_mode() == "widget"
+    monkeypatch.setenv("VSCODE_PID", "1")
+    assert plot_mode() == "static"
+    monkeypatch.setenv("DNI_LITE_PLOT", "widget")
+    assert plot_mode() == "widget"
+    monkeypatch.setenv("DNI_LITE_PLOT", "svg")
+    with pytest.raises(ValueError, match="DNI_LITE_PLOT"):
+        plot_mode()

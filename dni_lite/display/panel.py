@@ -254,12 +254,12 @@ class ExperimentPanel:
             if self._closed.is_set():
                 return self.state
             self._stop.clear()
+            self._set_buttons(running=True)
+            self._set_status("running", f"Starting {self._what()}…")
             self.history, self.result, self.settings_used = [], None, None
             self.diverged = {}
             self.plot.reset()
             self.details.value = ""
-            self._set_buttons(running=True)
-            self._set_status("running", f"Starting {self._what()}…")
             self._start = time.monotonic()
             iterator = None
             state, message = "error", "Error: the run ended unexpectedly."
