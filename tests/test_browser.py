@@ -158,6 +158,23 @@ def _restart_and_run_all(page) -> None:
 STATIC_NB = "01_static_plots.ipynb"
 
 
+def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None):
+    """A new page on ``url``: restart the kernel, run all cells, wait until idle; return the page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    _restart_and_run_all(page)
+    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
+    try:
+        _wait_idle(page, budget_s)
+    finally:
+        if screenshot:
+            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    return page
+
+
 def _static_copy(source: Path, target: Path) -> None:
     """A copy of a notebook whose first cell forces the static plot mode (as VS Code and Colab get)."""
     nb = json.loads(source.read_text())
@@ -227,20 +244,10 @@ def _run_probe(page, code: str) -> str:
 @pytest.mark.parametrize("notebook", list(NOTEBOOKS))
 def test_notebook_renders_and_reruns(lab, browser, notebook):
     slider_name, key, has_run, budget, longest = NOTEBOOKS[notebook]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # a workspace of its own, reset, so no tab from an earlier notebook is restored
     workspace = notebook.split("_")[0]
-    page.goto(f"{lab['base']}/lab/workspaces/nb{workspace}/tree/{notebook}?reset&token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    _restart_and_run_all(page)
-    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
-    try:
-        _wait_idle(page, budget)
-    finally:
-        page.screenshot(path=str(ARTIFACTS / f"{notebook}.run-all.png"), full_page=True)
-
+    page = _open_and_run_all(browser, f"{lab['base']}/lab/workspaces/nb{workspace}/tree/{notebook}"
+                             f"?reset&token={lab['token']}", budget, f"{notebook}.run-all.png")
     page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=30_000)
     assert page.locator("text=Loading widget").count() == 0, "a widget did not render"
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -295,42 +302,40 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
 
 def test_static_plot_mode_renders_and_reruns(lab, browser):
     """The mode VS Code and Colab get: no FigureWidget, the figure still draws and updates."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab['base']}/lab/workspaces/static/tree/{STATIC_NB}?reset&token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    _restart_and_run_all(page)
-    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
+    page = _open_and_run_all(browser, f"{lab['base']}/lab/workspaces/static/tree/{STATIC_NB}"
+                             f"?reset&token={lab['token']}", 240, None)
+    panel = _nth_panel(page, 0)
     try:
-        _wait_idle(page, 240)
-        _nth_panel(page, 0).scroll_into_view_if_needed()
+        panel.scroll_into_view_if_needed()
         page.wait_for_selector(".dni-lite-panel .js-plotly-plot .scatterlayer .trace", timeout=30_000)
     finally:
         page.screenshot(path=str(ARTIFACTS / "static-mode.png"), full_page=True)
     assert page.locator("text=Loading widget").count() == 0
+    assert panel.locator(".widget-output .js-plotly-plot").count() == 1    # no FigureWidget
     _check_figures_and_status(page)
     before = _figure_data(page)
-    panel = _nth_panel(page, 0)
+    seed = panel.locator(".widget-slider:has(label:text-is('seed'))")
+    readout = seed.locator(".widget-readout").inner_text()
+    seed.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")          # another seed: another figure
+    page.wait_for_function("([el, old]) => el.textContent !== old",
+                           arg=[seed.locator(".widget-readout").element_handle(), readout],
+                           timeout=10_000)
     panel.locator(".widget-button:has-text('Run')").click()
-    panel.locator(".dni-lite-status >> text=Done").wait_for(timeout=120_000)
-    assert _figure_data(page) != before or "Done" in panel.inner_text()
+    panel.locator(".dni-lite-status:not(:has-text('Done'))").wait_for(timeout=30_000)
+    panel.locator(".dni-lite-status:has-text('Done')").wait_for(timeout=120_000)
+    page.wait_for_function(     # a redraw replaces the figure: wait for the final one
+        "(old) => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]"
+        ".map(g => (g.data || []).map(t => Array.from(t.y || [])))) !== old",
+        arg=before, timeout=30_000)
     page.close()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOK7)
 def test_notebook7_interface(lab, browser, notebook):
     """The same notebooks in Notebook 7's interface: Run All, every widget and figure renders."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{lab['base']}/notebooks/{notebook}?token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                           "#jp-NotebookKernelStatus, .jp-NotebookKernelStatus", timeout=60_000)
-    _restart_and_run_all(page)
-    page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
-    try:
-        _wait_idle(page, NOTEBOOKS[notebook][3])
-    finally:
-        page.screenshot(path=str(ARTIFACTS / f"notebook7-{notebook}.png"), full_page=True)
+    page = _open_and_run_all(browser, f"{lab['base']}/notebooks/{notebook}?token={lab['token']}",
+                             NOTEBOOKS[notebook][3], f"notebook7-{notebook}.png")
     page.wait_for_selector(".js-plotly-plot .trace", timeout=30_000)
     assert page.locator("text=Loading widget").count() == 0, "a widget did not render"
     _check_figures_and_status(page)

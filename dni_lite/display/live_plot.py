@@ -19,6 +19,7 @@ committed notebook shows its final figures where no kernel runs.
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -33,7 +34,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import LineStyle, Styles, is_reference, layer_of, variant_of
+from .style import LineStyle, Styles, default_label, is_reference, layer_of, variant_of
 
 MODES = ("widget", "static")
 FEW_POINTS = 25          # fewer points than this: draw markers too
@@ -105,8 +106,6 @@ class LivePlot:
         if not plots:
             raise ValueError("plots must name at least one Plot")
         self.mode = plot_mode() if mode is None else mode
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         self.plots = list(plots)
         self.x_key = x_key
         self.x_title = x_title or x_key
@@ -138,12 +137,7 @@ class LivePlot:
                              type="category" if x_measured else "linear")
         fig.update_layout(height=height, autosize=True, margin=dict(l=60, r=20, t=40, b=50),
                           legend=dict(orientation="h", y=-0.3), template="plotly_white")
-        if self.mode == "widget":
-            self.figure: go.Figure = go.FigureWidget(fig)
-            self.widget: widgets.DOMWidget = self.figure
-        else:
-            self.figure = fig
-            self.widget = widgets.Output(layout=widgets.Layout(width="100%"))
+        self.figure, self.widget = figure_in_mode(fig, self.mode)
         self._rows: list[Mapping[str, float]] = []
         self._last_draw = 0.0
         self.redraws = 0
@@ -167,14 +161,13 @@ class LivePlot:
         """End ``group``'s lines here and say so in the legend."""
         self.diverged.setdefault(group, where)
 
-    def points(self, key: str) -> tuple[list[Any], list[float]]:
-        """The plotted (x, y) of one key: finite values only, and > 0 on a log axis."""
-        line = next(ln for ln in self.lines if ln.key == key)
+    def _points(self, line: _Line) -> tuple[list[Any], list[float]]:
+        """The plotted (x, y) of one line: finite values only, and > 0 on a log axis."""
         log = self.plots[line.plot].log_y
         xs, ys = [], []
         for r in self._rows:
-            value = r.get(key)
-            if _finite(value) and (value > 0 or not log) and self.x_key in r:
+            value = r.get(line.key)
+            if finite(value) and (value > 0 or not log) and self.x_key in r:
                 xs.append(r[self.x_key])
                 ys.append(float(value))
         return xs, ys
@@ -187,15 +180,14 @@ class LivePlot:
                 self._update_figure()
         else:
             self._update_figure()
-            self.widget.outputs = ({"output_type": "display_data", "metadata": {},
-                                    "data": static_bundle(self.figure)},)
+            show_static(self.widget, self.figure)
         self._last_draw = time.monotonic()
         self.redraws += 1
 
     def _update_figure(self) -> None:
         ranges: dict[int, list[float]] = {}
         for trace, line in zip(self.figure.data, self.lines):
-            xs, ys = self.points(line.key)
+            xs, ys = self._points(line)
             trace.x, trace.y = xs, ys
             trace.mode = "markers" if self.x_measured else (
                 "lines+markers" if len(xs) < FEW_POINTS else "lines")
@@ -213,13 +205,11 @@ class LivePlot:
 
     def snapshot_png(self, width_px: int = 1100) -> bytes:
         """The figure as it is now, drawn with matplotlib: for readers without a kernel."""
-        import matplotlib
-        matplotlib.use("agg", force=False)
-        import matplotlib.pyplot as plt
         from matplotlib import ticker
+        from matplotlib.figure import Figure
 
-        n = len(self.plots)
-        fig, axes = plt.subplots(1, n, figsize=(width_px / 100, 3.6), dpi=100, squeeze=False)
+        fig = Figure(figsize=(width_px / 100, 3.6), dpi=100)
+        axes = fig.subplots(1, len(self.plots), squeeze=False)
         for index, (ax, plot) in enumerate(zip(axes[0], self.plots)):
             for trace, line in zip(self.figure.data, self.lines):
                 if line.plot != index or not trace.x:
@@ -250,10 +240,7 @@ class LivePlot:
             fig.legend(handles.values(), handles.keys(), loc="lower center",
                        ncol=min(len(handles), 4), fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(handles) - 1) // 4), 1, 1))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        return buffer.getvalue()
+        return png(fig)
 
 
 _MPL_DASH = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-.", "longdash": "--"}
@@ -274,18 +261,6 @@ def _lines(plots: Sequence[Plot]) -> list[_Line]:
             label = plot.labels.get(key) or default_label(key)
             lines.append(_Line(key, index, label, style, layer_of(key)))
     return lines
-
-
-NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)",
-         "bptt_long": "BPTT(long T)", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
-         "kickback": "Kickback"}
-
-
-def default_label(key: str) -> str:
-    """A readable name for a key no label was given for: its method, and its layer."""
-    variant, layer = variant_of(key), layer_of(key)
-    name = NAMES.get(variant, variant.replace("_", " "))
-    return f"{name}, layer {layer.lstrip('L')}" if layer else name
 
 
 def _group_names(lines: Sequence[_Line]) -> dict[str, str]:
@@ -319,7 +294,36 @@ def static_bundle(figure: go.Figure) -> dict[str, Any]:
             "text/plain": f"<figure: {', '.join(a.text for a in figure.layout.annotations)}>"}
 
 
-def _finite(value: Any) -> bool:
+def figure_in_mode(figure: go.Figure, mode: str) -> tuple[go.Figure, widgets.DOMWidget]:
+    """(the figure to update, the widget to show) for ``mode``: a FigureWidget, or an Output."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "widget":
+        widget = go.FigureWidget(figure)
+        return widget, widget
+    return figure, widgets.Output(layout=widgets.Layout(width="100%"))
+
+
+def show_static(output: widgets.Output, figure: go.Figure) -> None:
+    """Replace what ``output`` shows with ``figure`` (the static mode's redraw)."""
+    output.outputs = ({"output_type": "display_data", "metadata": {},
+                       "data": static_bundle(figure)},)
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib ``Figure`` as PNG bytes (made without pyplot: no backend, no display)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def png_base64(data: bytes) -> str:
+    """PNG bytes as the base64 text a notebook's ``image/png`` output holds."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def finite(value: Any) -> bool:
+    """A number that is not NaN or infinite (False for None and non-numbers)."""
     try:
         return math.isfinite(value)
     except TypeError:

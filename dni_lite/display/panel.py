@@ -33,7 +33,7 @@ panel's run first, so no invisible run is left training.
 """
 from __future__ import annotations
 
-import base64
+import dataclasses
 import html
 import math
 import re
@@ -47,7 +47,7 @@ import torch
 
 from ..runner import Progress, Settings
 from .controls import bind
-from .live_plot import LivePlot, Plot
+from .live_plot import LivePlot, Plot, finite, png_base64
 from .style import is_reference, layer_of, variant_of
 
 Experiment = Callable[[Settings], Iterable[Mapping[str, float]]]
@@ -96,7 +96,7 @@ class ExperimentPanel:
         self.result: Any = None
         self.state = "idle"
         self.settings_used: Settings | None = None
-        self.diverged: dict[str, Any] = {}
+        self._cell_run: tuple[str, Settings | None] = ("idle", None)
 
         self._stop = threading.Event()
         self._run_requested = threading.Event()
@@ -140,7 +140,7 @@ class ExperimentPanel:
         diverged returns the rows it logged and ``None``.
         """
         self.show()
-        self._cell_run: tuple[str, Settings | None] = ("error", None)
+        self._cell_run = ("error", None)
         try:
             self._drive(lambda: self.settings(**overrides), raise_errors=True)
         finally:
@@ -156,13 +156,13 @@ class ExperimentPanel:
         bare assertion. (Runs started with the Run button do not count: the
         checks read the rows ``run()`` returned.)
         """
-        state, used = getattr(self, "_cell_run", ("idle", None))
+        state, used = self._cell_run
         if state != "done" or used is None:
             raise RuntimeError(f"The checks below need this panel's run to finish, and it has not "
                                f"({self.status_text}). Run the panel's cell again, then these checks.")
         changed = [f"{self.controls[n].description if n in self.controls else n} = "
                    f"{_number(getattr(used, n))} (the default is {_number(getattr(self.defaults, n))})"
-                   for n in _fields(used) if getattr(used, n) != getattr(self.defaults, n)]
+                   for n in (f.name for f in dataclasses.fields(used)) if getattr(used, n) != getattr(self.defaults, n)]
         if changed:
             raise RuntimeError("The checks below are calibrated for the default settings, and this "
                                f"run changed {'; '.join(changed)}. Put the default back in the "
@@ -206,6 +206,11 @@ class ExperimentPanel:
         """The status line as plain text."""
         return html.unescape(self.status.value.split(">", 1)[1].rsplit("<", 1)[0])
 
+    @property
+    def diverged(self) -> dict[str, Any]:
+        """Method -> the x value where it diverged, in the run shown (the plot keeps it)."""
+        return self.plot.diverged
+
     @classmethod
     def running(cls) -> list["ExperimentPanel"]:
         """The panels of this kernel whose run is in progress (re-run cells leave none behind)."""
@@ -216,7 +221,7 @@ class ExperimentPanel:
         bundle["text/plain"] = (f"{self.title or 'Experiment panel'}: {self.status_text} "
                                 "(run the notebook for the live panel)")
         if self._snapshot is not None:
-            bundle["image/png"] = base64.b64encode(self._snapshot).decode("ascii")
+            bundle["image/png"] = png_base64(self._snapshot)
         return bundle
 
     # -- the loop -------------------------------------------------------------------
@@ -257,7 +262,6 @@ class ExperimentPanel:
             self._set_buttons(running=True)
             self._set_status("running", f"Starting {self._what()}…")
             self.history, self.result, self.settings_used = [], None, None
-            self.diverged = {}
             self.plot.reset()
             self.details.value = ""
             self._start = time.monotonic()
@@ -297,7 +301,6 @@ class ExperimentPanel:
             where = row.get(self.plot.x_key, len(self.history) + 1)
             for key in bad:
                 if "/" in key:
-                    self.diverged.setdefault(variant_of(key), where)
                     self.plot.mark_diverged(variant_of(key), where)
             row = {k: v for k, v in row.items() if k not in bad}   # a NaN is never kept or drawn
             self.history.append(row)
@@ -312,8 +315,9 @@ class ExperimentPanel:
         took = f"in {_duration(time.monotonic() - self._start)}"
         if not self.history:
             return "done", f"Done {took}; the experiment logged nothing."
-        alive = {variant_of(k) for k in self.plot_keys() if variant_of(k) not in self.diverged
-                 and any(_finite(r.get(k)) for r in self.history)}
+        alive = {line.style.group for line in self.plot.lines
+                 if line.style.group not in self.diverged
+                 and any(finite(r.get(line.key)) for r in self.history)}
         if self.diverged and not alive:
             by = max(self.diverged.values(), key=lambda w: (isinstance(w, (int, float)), w))
             return "diverged", (f"Every method diverged, by {self.plot.x_title} {_number(by)}. "
@@ -335,10 +339,6 @@ class ExperimentPanel:
         self.details.value = _details(self.history[-1] if self.history else {})
 
     # -- words ---------------------------------------------------------------------
-    def plot_keys(self) -> list[str]:
-        """Every metric key the figure draws."""
-        return [line.key for line in self.plot.lines]
-
     def _what(self) -> str:
         return f"“{self.title}”" if self.title else "the experiment"
 
@@ -374,7 +374,7 @@ class ExperimentPanel:
         last = self.history[-1]
         parts, refs = [], []
         for key in plot.keys:
-            if layer_of(key) or not _finite(last.get(key)):
+            if layer_of(key) or not finite(last.get(key)):
                 continue
             words = f"{self.plot.names[variant_of(key)]} {_value(last[key], plot)}"
             (refs if is_reference(key) else parts).append(words)
@@ -515,18 +515,6 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min"
-
-
-def _fields(settings: Any) -> list[str]:
-    import dataclasses
-    return [f.name for f in dataclasses.fields(settings)]
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(value)
-    except TypeError:
-        return False
 
 
 def _details(row: Mapping[str, Any]) -> str:

@@ -23,6 +23,9 @@ METHOD_COLOURS = {
 }
 PALETTE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#1f77b4",
            "#ff7f0e", "#2ca02c", "#7f7f7f", "#393b79", "#637939"]
+NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)",
+         "bptt_long": "BPTT(long T)", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
+         "kickback": "Kickback"}
 REFERENCE_COLOUR = "#444444"
 CONTROL_DASHES = ["dash", "dot", "dashdot", "longdash"]
 
@@ -45,6 +48,13 @@ def control_base(variant: str) -> str | None:
         if variant.endswith("_" + suffix) and len(variant) > len(suffix) + 1:
             return variant[:-len(suffix) - 1]
     return None
+
+
+def default_label(key: str) -> str:
+    """A readable name for a key no label was given for: its method, and its layer."""
+    variant, layer = variant_of(key), layer_of(key)
+    name = NAMES.get(variant, variant.replace("_", " "))
+    return f"{name}, layer {layer.lstrip('L')}" if layer else name
 
 
 def is_reference(key: str) -> bool:

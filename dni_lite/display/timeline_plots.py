@@ -6,9 +6,7 @@ change re-simulates and redraws at once (``observe``); there is no Run button.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from typing import Any
 
 import ipywidgets as widgets
@@ -19,7 +17,7 @@ from ..experiments.timeline import (MODE_NAMES, MODES, Costs, LockingSettings, T
                                     speedup_curve)
 from ..validate import check_int
 from .controls import bind, float_slider, int_slider
-from .live_plot import plot_mode, static_bundle
+from .live_plot import figure_in_mode, plot_mode, png, png_base64, show_static
 
 COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
            "idle": "#d9d9d9"}
@@ -73,7 +71,7 @@ def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
     return fig
 
 
-def update_locking_figure(fig: go.FigureWidget, timelines: dict[str, Timeline],
+def update_locking_figure(fig: go.Figure, timelines: dict[str, Timeline],
                           curve_ks: list[int], curve: dict[str, list[float]]) -> None:
     """Replace the data of a figure made by ``locking_figure`` in one batch update."""
     with fig.batch_update():
@@ -118,14 +116,10 @@ class LockingPanel:
         self.readout = widgets.HTML()
         self.timelines, self.curve = self._simulate()
         self.mode = plot_mode() if mode is None else mode
-        figure = locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve)
-        if self.mode == "widget":
-            self.figure = go.FigureWidget(figure)
-            self.plot_widget: widgets.DOMWidget = self.figure
-        else:
-            self.figure = figure
-            self.plot_widget = widgets.Output(layout=widgets.Layout(width="100%"))
-            self._redraw_static()
+        self.figure, self.plot_widget = figure_in_mode(
+            locking_figure(self.timelines, list(range(1, MAX_K + 1)), self.curve), self.mode)
+        if self.mode == "static":
+            show_static(self.plot_widget, self.figure)
         self._write_readout()
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
@@ -155,12 +149,8 @@ class LockingPanel:
         self.timelines, self.curve = self._simulate()
         update_locking_figure(self.figure, self.timelines, list(range(1, MAX_K + 1)), self.curve)
         if self.mode == "static":
-            self._redraw_static()
+            show_static(self.plot_widget, self.figure)
         self._write_readout()
-
-    def _redraw_static(self) -> None:
-        self.plot_widget.outputs = ({"output_type": "display_data", "metadata": {},
-                                     "data": static_bundle(self.figure)},)
 
     def _write_readout(self) -> None:
         parts = []
@@ -180,18 +170,16 @@ class LockingPanel:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         bundle["text/plain"] = f"Who waits for whom: {self.readout_text}"
         try:       # the figure as a picture, for readers of the saved notebook
-            bundle["image/png"] = base64.b64encode(self.snapshot_png()).decode("ascii")
+            bundle["image/png"] = png_base64(self.snapshot_png())
         except Exception:
             pass
         return bundle
 
     def snapshot_png(self) -> bytes:
         """The Gantt charts and the speed-up curve drawn with matplotlib, as a PNG."""
-        import matplotlib
-        matplotlib.use("agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
-        fig = plt.figure(figsize=(11, 5.2), dpi=90)
+        fig = Figure(figsize=(11, 5.2), dpi=90)
         grid = fig.add_gridspec(3, 2, width_ratios=[0.68, 0.32], hspace=0.55, wspace=0.18)
         first = None
         for row, mode in enumerate(MODES):
@@ -217,10 +205,7 @@ class LockingPanel:
         ax.set_ylabel("speed-up", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-        plt.close(fig)
-        return buffer.getvalue()
+        return png(fig)
 
 
 def _worker_label(worker: int) -> str:
