@@ -2,6 +2,7 @@
 import pytest
 
 from dni_lite.experiments.timeline import (MODES, Costs, backprop_idle_fraction, compare, simulate,
+                                          pipeline_bubble, pipeline_order,
                                speedup_curve)
 
 
@@ -117,3 +118,48 @@ def test_locking_panel_redraws_when_a_slider_moves():
     assert "mean idle 88%" in panel.readout_text
     assert panel.timelines["unlocked"].speedup == pytest.approx(8.0)
     assert list(panel.figure.data[-1].y) == list(range(1, 9))  # the ideal K line
+
+
+@pytest.mark.parametrize("mode", ["gpipe", "1f1b"])
+@pytest.mark.parametrize("k,m", [(2, 1), (2, 4), (4, 4), (4, 8), (8, 3)])
+@pytest.mark.parametrize("f,b", [(1.0, 1.0), (1.0, 2.0), (0.5, 3.0)])
+def test_pipeline_backprop_bubble_is_k_minus_1_over_m_plus_k_minus_1(mode, k, m, f, b):
+    t = simulate(Costs.uniform(k, f, b), mode, minibatches=5, micro_batches=m)
+    assert t.idle_fraction == pytest.approx([pipeline_bubble(k, m)] * k)
+    assert pipeline_bubble(k, m) == pytest.approx((k - 1) / (m + k - 1))
+    assert t.speedup == pytest.approx(k * m / (m + k - 1))
+    # a flush per minibatch: no minibatch's forward starts on a worker before that
+    # worker's last backward of the minibatch before
+    for w in range(k):
+        ivs = t.worker_intervals(w)
+        for a, b_ in zip(ivs, ivs[1:]):
+            assert a.minibatch <= b_.minibatch
+
+
+def test_one_micro_batch_is_plain_backprop_and_1f1b_holds_fewer_activations():
+    costs = Costs([1.0, 2.0, 0.5], [2.0, 1.0, 3.0], delay=0.2)
+    for mode in ("gpipe", "1f1b"):
+        one = simulate(costs, mode, minibatches=3, micro_batches=1)
+        assert one.makespan == pytest.approx(simulate(costs, "backprop", 3).makespan)
+
+    def most_in_flight(mode: str, worker: int) -> int:   # forwards done, backward not yet
+        held = most = 0
+        for kind, _ in pipeline_order(mode, worker, 4, 8):
+            held += 1 if kind == "forward" else -1
+            most = max(most, held)
+        return most
+    assert most_in_flight("gpipe", 0) == 8
+    assert most_in_flight("1f1b", 0) == 4 and most_in_flight("1f1b", 3) == 1
+
+
+def test_pipeline_messages_respect_dependencies_with_delay():
+    costs = Costs([1.0, 0.5, 2.0], [1.5, 1.0, 3.0], delay=0.1)
+    for mode in ("gpipe", "1f1b"):
+        t = simulate(costs, mode, minibatches=3, micro_batches=4)
+        end = {(iv.worker, iv.kind, iv.minibatch, iv.micro): iv for iv in t.intervals}
+        for (w, kind, n, j), iv in end.items():
+            source = w - 1 if kind == "forward" else w + 1
+            if 0 <= source < 3:
+                assert iv.start >= end[(source, kind, n, j)].end + 0.1 - 1e-9
+        with pytest.raises(ValueError, match="micro_batches"):
+            simulate(costs, mode, micro_batches=0)

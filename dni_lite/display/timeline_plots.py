@@ -1,6 +1,7 @@
 """Pictures of the timeline simulator: a Gantt chart per scheme and a speed-up curve.
 
-``LockingPanel`` puts bounded widgets (K, costs, delay, minibatches) over one
+``LockingPanel`` puts bounded widgets (K, costs, delay, minibatches,
+micro-batches) over one
 plotly FigureWidget. The simulation takes milliseconds, so every widget
 change re-simulates and redraws at once (``observe``); there is no Run button.
 """
@@ -21,8 +22,12 @@ from .live_plot import figure_in_mode, plot_mode, png, png_base64, show_static
 
 COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
            "idle": "#d9d9d9"}
-CURVE_COLOURS = {"backprop": "#555555", "decoupled": "#ff7f0e", "unlocked": "#9467bd"}
+CURVE_COLOURS = {"backprop": "#555555", "gpipe": "#1f77b4", "1f1b": "#17becf",
+                 "decoupled": "#ff7f0e", "unlocked": "#9467bd"}
 MAX_K = 8
+# the K line is what K busy workers give when no delay is charged to backprop;
+# delays slow backprop, and then the unlocked schemes can exceed it
+IDEAL_NAME = "K × (all workers busy, no delay)"
 
 
 def gantt_traces(timeline: Timeline) -> dict[str, dict[str, list]]:
@@ -44,12 +49,13 @@ def gantt_traces(timeline: Timeline) -> dict[str, dict[str, list]]:
 def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
                    curve: dict[str, list[float]]) -> go.Figure:
     """One Gantt chart per scheme (left) and speed-up over backprop versus K (right)."""
+    rows = len(MODES)
     fig = go.Figure(make_subplots(
-        rows=3, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.09,
-        vertical_spacing=0.1, shared_xaxes=True,
-        specs=[[{}, {"rowspan": 3}], [{}, None], [{}, None]],
+        rows=rows, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.09,
+        vertical_spacing=0.06, shared_xaxes=True,
+        specs=[[{}, {"rowspan": rows}]] + [[{}, None]] * (rows - 1),
         subplot_titles=[MODE_NAMES[MODES[0]], "speed-up over backprop vs K",
-                        MODE_NAMES[MODES[1]], MODE_NAMES[MODES[2]]]))
+                        *[MODE_NAMES[m] for m in MODES[1:]]]))
     for row, mode in enumerate(MODES, start=1):
         for kind, colour in COLOURS.items():
             fig.add_bar(y=[], x=[], base=[], orientation="h", name=kind, marker_color=colour,
@@ -59,12 +65,12 @@ def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
     for mode in MODES:
         fig.add_scatter(x=[], y=[], mode="lines+markers", name=MODE_NAMES[mode],
                         line_color=CURVE_COLOURS[mode], row=1, col=2)
-    fig.add_scatter(x=[], y=[], mode="lines", name="ideal (K)", line_dash="dot",
+    fig.add_scatter(x=[], y=[], mode="lines", name=IDEAL_NAME, line_dash="dot",
                     line_color="#aaaaaa", row=1, col=2)
-    fig.update_xaxes(title_text="time", row=3, col=1)
+    fig.update_xaxes(title_text="time", row=rows, col=1)
     fig.update_xaxes(title_text="K (modules = workers)", row=1, col=2)
     fig.update_yaxes(title_text="speed-up", row=1, col=2)
-    fig.update_layout(height=520, barmode="overlay", bargap=0.25,
+    fig.update_layout(height=760, barmode="overlay", bargap=0.25,
                       margin=dict(l=60, r=20, t=40, b=40),
                       legend=dict(orientation="h", y=-0.12))
     update_locking_figure(fig, timelines, curve_ks, curve)
@@ -95,9 +101,9 @@ def update_locking_figure(fig: go.Figure, timelines: dict[str, Timeline],
 
 
 class LockingPanel:
-    """Sliders for K, costs, delay and minibatches over the Gantt charts and the curve.
+    """Sliders for K, costs, delay, minibatches and micro-batches over the Gantt charts and the curve.
 
-    Moving a slider re-simulates all three schemes and redraws the figure;
+    Moving a slider re-simulates all five schemes and redraws the figure;
     ``readout`` states each scheme's speed-up and mean idle fraction.
     """
 
@@ -111,6 +117,7 @@ class LockingPanel:
             "synth": float_slider("synthesizer cost", 0.0, 2.0, 0.1),
             "delay": float_slider("communication delay", 0.0, 3.0, 0.1),
             "minibatches": int_slider("minibatches", 1, 32),
+            "micro_batches": int_slider("micro-batches (GPipe, 1F1B)", 1, 16),
         }
         bind(self.controls, settings)
         self.readout = widgets.HTML()
@@ -140,9 +147,9 @@ class LockingPanel:
 
     def _simulate(self) -> tuple[dict[str, Timeline], dict[str, list[float]]]:
         s = self.settings()
-        timelines = compare(self.costs(), s.minibatches)
+        timelines = compare(self.costs(), s.minibatches, s.micro_batches)
         curve = speedup_curve(range(1, MAX_K + 1), s.forward, s.backward, s.synth, s.delay,
-                              s.minibatches)
+                              s.minibatches, s.micro_batches)
         return timelines, curve
 
     def _on_change(self, _change: Any = None) -> None:
@@ -179,8 +186,9 @@ class LockingPanel:
         """The Gantt charts and the speed-up curve drawn with matplotlib, as a PNG."""
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(11, 5.2), dpi=90)
-        grid = fig.add_gridspec(3, 2, width_ratios=[0.68, 0.32], hspace=0.55, wspace=0.18)
+        fig = Figure(figsize=(11, 7.6), dpi=90)
+        grid = fig.add_gridspec(len(MODES), 2, width_ratios=[0.68, 0.32], hspace=0.6,
+                                wspace=0.18)
         first = None
         for row, mode in enumerate(MODES):
             ax = fig.add_subplot(grid[row, 0], sharex=first)
@@ -199,7 +207,7 @@ class LockingPanel:
         for mode in MODES:
             ax.plot(ks, self.curve[mode], marker="o", color=CURVE_COLOURS[mode],
                     label=MODE_NAMES[mode])
-        ax.plot(ks, ks, linestyle=":", color="#aaaaaa", label="ideal (K)")
+        ax.plot(ks, ks, linestyle=":", color="#aaaaaa", label=IDEAL_NAME)
         ax.set_title("speed-up over backprop vs K", fontsize=9)
         ax.set_xlabel("K (modules = workers)", fontsize=8)
         ax.set_ylabel("speed-up", fontsize=8)

@@ -1,12 +1,21 @@
 """Who waits for whom: an event simulator of locked and unlocked training.
 
 A network of K modules runs on K workers (module i on worker i) over a
-stream of minibatches. Three training schemes differ only in which tasks
+stream of minibatches. Five training schemes differ only in which tasks
 must wait for a message from another worker:
 
 * ``"backprop"``: forward, update and backward locked. Module i runs its
   forward when module i-1's output arrives, its backward when module i+1's
   gradient arrives, and starts the next minibatch only after its update.
+* ``"gpipe"`` (pipeline-parallel backprop, Huang et al. 2019): each
+  minibatch is cut into M micro-batches that flow up the pipeline one after
+  the other, then all their backwards flow down; every module updates once
+  per minibatch (a *flush*), with exact gradients. Only the fill and the
+  drain idle the workers: a bubble of (K-1)/(M+K-1) of each step.
+* ``"1f1b"`` (PipeDream-flush, Narayanan et al. 2021): the same micro-batches
+  and flush, but each worker starts a micro-batch's backward as soon as it
+  can, alternating one forward and one backward. Same bubble as GPipe at
+  equal costs, but at most K micro-batches' activations are held at once.
 * ``"decoupled"`` (update-decoupled, DNI): module i (i < K) asks its synthesizer for
   dL/dh right after its forward, runs its backward with that synthetic
   gradient and is free for the next minibatch. Forwards are still locked:
@@ -19,7 +28,10 @@ must wait for a message from another worker:
 Each synthesizer (gradient or input) costs ``synth[i]`` per minibatch on the
 worker of module i, prediction and regression together; the synthesizers sit
 on the same worker as the module they serve, so using them costs no message.
-Every message between neighbouring workers takes ``delay``.
+Every message between neighbouring workers takes ``delay``. A micro-batch
+costs 1/M of its minibatch's forward and backward (ideal splitting; real
+small micro-batches use a CPU or GPU less well) and each of its messages
+takes the full ``delay``.
 
 The simulator is deterministic: each worker runs its tasks in a fixed order,
 each task starting as soon as its worker is free and its inputs have arrived.
@@ -32,9 +44,11 @@ from typing import Sequence
 from ..runner import Settings
 from ..validate import check_choice, check_float, check_int
 
-MODES = ("backprop", "decoupled", "unlocked")
-MODE_NAMES = {"backprop": "backprop", "decoupled": "update-decoupled (DNI)",
+MODES = ("backprop", "gpipe", "1f1b", "decoupled", "unlocked")
+MODE_NAMES = {"backprop": "backprop", "gpipe": "pipeline backprop (GPipe)",
+              "1f1b": "pipeline backprop (1F1B)", "decoupled": "update-decoupled (DNI)",
               "unlocked": "complete unlocking"}
+PIPELINES = ("gpipe", "1f1b")
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,7 @@ class Interval:
     minibatch: int
     start: float
     end: float
+    micro: int = 0          # the micro-batch, for the pipeline-parallel schemes
 
     @property
     def duration(self) -> float:
@@ -118,6 +133,7 @@ class Timeline:
     idle_fraction: list[float] = field(default_factory=list)
     throughput: float = 0.0
     speedup: float = 1.0
+    micro_batches: int = 1
 
     def worker_intervals(self, worker: int) -> list[Interval]:
         """The tasks of one worker, in time order."""
@@ -137,9 +153,17 @@ class Timeline:
         return gaps
 
 
-def simulate(costs: Costs, mode: str = "backprop", minibatches: int = 16) -> Timeline:
-    """Schedule ``minibatches`` minibatches under ``mode`` and measure the result."""
-    timeline = _schedule(costs, mode, minibatches)
+def simulate(costs: Costs, mode: str = "backprop", minibatches: int = 16,
+             micro_batches: int = 4) -> Timeline:
+    """Schedule ``minibatches`` minibatches under ``mode`` and measure the result.
+
+    ``micro_batches`` (M) matters only to the pipeline-parallel schemes.
+    """
+    check_int("micro_batches", micro_batches, 1, 256)
+    if mode in PIPELINES:
+        timeline = _schedule_pipeline(costs, mode, minibatches, micro_batches)
+    else:
+        timeline = _schedule(costs, mode, minibatches)
     if mode == "backprop":
         reference = timeline.throughput
     else:
@@ -148,14 +172,14 @@ def simulate(costs: Costs, mode: str = "backprop", minibatches: int = 16) -> Tim
     return timeline
 
 
-def compare(costs: Costs, minibatches: int = 16) -> dict[str, Timeline]:
-    """All three schemes for the same costs, keyed by mode."""
-    return {mode: simulate(costs, mode, minibatches) for mode in MODES}
+def compare(costs: Costs, minibatches: int = 16, micro_batches: int = 4) -> dict[str, Timeline]:
+    """All five schemes for the same costs, keyed by mode."""
+    return {mode: simulate(costs, mode, minibatches, micro_batches) for mode in MODES}
 
 
 def speedup_curve(modules: Sequence[int], forward: float = 1.0, backward: float = 2.0,
-                  synth: float = 0.0, delay: float = 0.0, minibatches: int = 16
-                  ) -> dict[str, list[float]]:
+                  synth: float = 0.0, delay: float = 0.0, minibatches: int = 16,
+                  micro_batches: int = 4) -> dict[str, list[float]]:
     """Speed-up over backprop of each mode as the number of identical modules K grows."""
     ks = [check_int("modules", k, 1, 64) for k in modules]
     if not ks:
@@ -163,9 +187,18 @@ def speedup_curve(modules: Sequence[int], forward: float = 1.0, backward: float 
     curve: dict[str, list[float]] = {mode: [] for mode in MODES}
     for k in ks:
         for mode, timeline in compare(Costs.uniform(k, forward, backward, synth, delay),
-                                      minibatches).items():
+                                      minibatches, micro_batches).items():
             curve[mode].append(timeline.speedup)
     return curve
+
+
+def pipeline_bubble(modules: int, micro_batches: int) -> float:
+    """Closed form: with K equal modules, M micro-batches and no delay, GPipe and 1F1B
+    idle every worker (K-1)/(M+K-1) of the time, and their speed-up over backprop is
+    K M / (M+K-1)."""
+    k = check_int("modules", modules, 1, 64)
+    m = check_int("micro_batches", micro_batches, 1, 256)
+    return (k - 1) / (m + k - 1)
 
 
 def backprop_idle_fraction(costs: Costs, worker: int) -> float:
@@ -183,6 +216,8 @@ def _schedule(costs: Costs, mode: str, minibatches: int) -> Timeline:
         raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
     check_choice("mode", mode, MODES)
     check_int("minibatches", minibatches, 1, 10_000)
+    if mode in PIPELINES:
+        raise ValueError(f"mode {mode!r} is scheduled by _schedule_pipeline")
     k, c = costs.modules, costs.delay
     free = [0.0] * k                 # when each worker is next free
     intervals: list[Interval] = []
@@ -217,16 +252,79 @@ def _schedule(costs: Costs, mode: str, minibatches: int) -> Timeline:
                 run(i, "forward", n, costs.forward[i])
                 run(i, "backward", n, costs.backward[i])
 
+    return _measure(mode, costs, minibatches, intervals, free)
+
+
+def pipeline_order(mode: str, worker: int, modules: int, micro_batches: int
+                   ) -> list[tuple[str, int]]:
+    """The order in which one worker runs its micro-batches' tasks in one minibatch.
+
+    GPipe: all M forwards, then all M backwards. 1F1B: K-1-i forwards to
+    fill the pipeline (worker i, 0-based), then one forward and one backward
+    in turn, then the remaining backwards.
+    """
+    check_choice("mode", mode, PIPELINES)
+    m = micro_batches
+    if mode == "gpipe":
+        return [("forward", j) for j in range(m)] + [("backward", j) for j in range(m)]
+    warmup = min(modules - 1 - worker, m)
+    order = [("forward", j) for j in range(warmup)]
+    for j in range(m - warmup):
+        order += [("forward", warmup + j), ("backward", j)]
+    return order + [("backward", j) for j in range(m - warmup, m)]
+
+
+def _schedule_pipeline(costs: Costs, mode: str, minibatches: int, micro_batches: int) -> Timeline:
+    """List scheduling: each worker runs its tasks in ``pipeline_order``, each task as soon
+    as its worker is free and its message (a micro-batch's activation from below, or its
+    gradient from above) has arrived."""
+    if not isinstance(costs, Costs):
+        raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
+    check_int("minibatches", minibatches, 1, 10_000)
+    k, m, c = costs.modules, micro_batches, costs.delay
+    queues = [[(kind, n, j) for n in range(minibatches)
+               for kind, j in pipeline_order(mode, i, k, m)] for i in range(k)]
+    position, free = [0] * k, [0.0] * k
+    done: dict[tuple[int, str, int, int], float] = {}
+    intervals: list[Interval] = []
+    remaining = sum(len(q) for q in queues)
+    while remaining:
+        progressed = False
+        for i in range(k):
+            while position[i] < len(queues[i]):
+                kind, n, j = queues[i][position[i]]
+                source = i - 1 if kind == "forward" else i + 1
+                ready = 0.0
+                if 0 <= source < k:
+                    if (source, kind, n, j) not in done:
+                        break
+                    ready = done[(source, kind, n, j)] + c
+                cost = (costs.forward[i] if kind == "forward" else costs.backward[i]) / m
+                start = max(free[i], ready)
+                free[i] = done[(i, kind, n, j)] = start + cost
+                if cost > 0:
+                    intervals.append(Interval(i, kind, n, start, start + cost, j))
+                position[i] += 1
+                remaining -= 1
+                progressed = True
+        if not progressed:      # cannot happen for the orders above
+            raise RuntimeError(f"the {mode} schedule is stuck")
+    return _measure(mode, costs, minibatches, intervals, free, micro_batches)
+
+
+def _measure(mode: str, costs: Costs, minibatches: int, intervals: list[Interval],
+             free: list[float], micro_batches: int = 1) -> Timeline:
+    k = costs.modules
     makespan = max(free)
+    if makespan <= 0:
+        raise ValueError("costs must not all be zero: nothing takes any time")
     busy = [0.0] * k
     for iv in intervals:
         busy[iv.worker] += iv.duration
-    if makespan <= 0:
-        raise ValueError("costs must not all be zero: nothing takes any time")
     return Timeline(mode=mode, costs=costs, minibatches=minibatches, intervals=intervals,
                     makespan=makespan, busy=busy,
                     idle_fraction=[1.0 - b / makespan for b in busy],
-                    throughput=minibatches / makespan)
+                    throughput=minibatches / makespan, micro_batches=micro_batches)
 
 
 def _costs(name: str, values: Sequence[float]) -> tuple[float, ...]:
@@ -239,7 +337,8 @@ def _costs(name: str, values: Sequence[float]) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class LockingSettings(Settings):
-    """Notebook 00's explorer: K identical modules, their costs, the message delay, minibatches."""
+    """Notebook 00's explorer: K identical modules, their costs, the message delay,
+    minibatches, and the micro-batches of pipeline-parallel backprop."""
 
     modules: int = 4
     forward: float = 1.0
@@ -247,6 +346,7 @@ class LockingSettings(Settings):
     synth: float = 0.3
     delay: float = 0.0
     minibatches: int = 8
+    micro_batches: int = 4
 
     def validate(self) -> None:
         check_int("modules", self.modules, 1, 64)
@@ -255,3 +355,4 @@ class LockingSettings(Settings):
         check_float("synth", self.synth, 0.0)
         check_float("delay", self.delay, 0.0)
         check_int("minibatches", self.minibatches, 1)
+        check_int("micro_batches", self.micro_batches, 1, 256)
