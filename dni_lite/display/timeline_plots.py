@@ -22,6 +22,7 @@ from .live_plot import figure_in_mode, plot_mode, png, png_base64, show_static
 
 COLOURS = {"forward": "#1f77b4", "backward": "#d62728", "synthesizer": "#2ca02c",
            "idle": "#d9d9d9"}
+# 1F1B has the same curve as GPipe at equal costs: drawn dashed over it
 CURVE_COLOURS = {"backprop": "#555555", "gpipe": "#1f77b4", "1f1b": "#17becf",
                  "decoupled": "#ff7f0e", "unlocked": "#9467bd"}
 MAX_K = 8
@@ -64,7 +65,8 @@ def locking_figure(timelines: dict[str, Timeline], curve_ks: list[int],
         fig.update_yaxes(autorange="reversed", row=row, col=1)
     for mode in MODES:
         fig.add_scatter(x=[], y=[], mode="lines+markers", name=MODE_NAMES[mode],
-                        line_color=CURVE_COLOURS[mode], row=1, col=2)
+                        line_color=CURVE_COLOURS[mode], row=1, col=2,
+                        line_dash="dash" if mode == "1f1b" else "solid")
     fig.add_scatter(x=[], y=[], mode="lines", name=IDEAL_NAME, line_dash="dot",
                     line_color="#aaaaaa", row=1, col=2)
     fig.update_xaxes(title_text="time", row=rows, col=1)
@@ -206,7 +208,7 @@ class LockingPanel:
         ks = list(range(1, MAX_K + 1))
         for mode in MODES:
             ax.plot(ks, self.curve[mode], marker="o", color=CURVE_COLOURS[mode],
-                    label=MODE_NAMES[mode])
+                    label=MODE_NAMES[mode], linestyle="--" if mode == "1f1b" else "-")
         ax.plot(ks, ks, linestyle=":", color="#aaaaaa", label=IDEAL_NAME)
         ax.set_title("speed-up over backprop vs K", fontsize=9)
         ax.set_xlabel("K (modules = workers)", fontsize=8)
