@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ..interface import ABLATIONS
 from ..synthesizer import KINDS
-from ..validate import check_choice, check_float, check_int
+from ..validate import check_bool, check_choice, check_float, check_int
 
 
 @dataclass
@@ -24,6 +24,10 @@ class ParallelConfig:
     steps (0: only at the end); evaluation time is not counted as training.
     ``threads``: torch threads per worker. ``timeout_s``: the process group's
     timeout. ``ablation``: one of ``interface.ABLATIONS`` at every stage boundary.
+    ``stages``: how many consecutive layers each stage holds (``None``: as
+    equal as possible; ``balance.balanced_stages`` picks them from measured
+    costs). ``batchnorm``: BatchNorm in the hidden layers (pipeline backprop
+    baselines run without it: its statistics would be per micro-batch).
     For tests: ``trace_steps`` records the tensors each worker
     receives in its first steps; ``fail_rank`` fails at step ``fail_step``.
     """
@@ -43,6 +47,8 @@ class ParallelConfig:
     seed: int = 0
     threads: int = 1
     timeout_s: float = 120.0
+    stages: tuple[int, ...] | None = None
+    batchnorm: bool = True
     trace_steps: int = 0
     fail_rank: int = -1
     fail_step: int = -1
@@ -74,12 +80,25 @@ class ParallelConfig:
         check_int("fail_rank", self.fail_rank, -1)
         check_int("fail_step", self.fail_step, -1)
         check_choice("ablation", self.ablation, ABLATIONS)
+        check_bool("batchnorm", self.batchnorm)
+        if self.stages is not None:
+            if not isinstance(self.stages, (tuple, list)) or len(self.stages) != self.workers:
+                raise ValueError(f"stages must list one layer count per worker ({self.workers}), "
+                                 f"got {self.stages!r}")
+            self.stages = tuple(check_int(f"stages[{k}]", n, 1, layers)
+                                for k, n in enumerate(self.stages))
+            if sum(self.stages) != layers:
+                raise ValueError(f"stages must add up to the {layers} layers of depth="
+                                 f"{self.depth}, got {list(self.stages)} (sum {sum(self.stages)})")
         return self
 
     def stage_layers(self) -> list[tuple[int, int]]:
-        """[start, stop) layer indices of each stage, as equal as possible."""
+        """[start, stop) layer indices of each stage: ``stages`` or as equal as possible."""
         layers, k = self.depth + 1, self.workers
-        bounds = [round(i * layers / k) for i in range(k + 1)]
+        if self.stages is not None:
+            bounds = [sum(self.stages[:i]) for i in range(k + 1)]
+        else:
+            bounds = [round(i * layers / k) for i in range(k + 1)]
         return list(zip(bounds[:-1], bounds[1:]))
 
 

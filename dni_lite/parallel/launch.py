@@ -60,6 +60,17 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
         raise ValueError(f"this model (depth={configs[0].depth}) is split into workers="
                          f"{workers} stages, so it needs exactly {workers} worker "
                          f"processes, got processes={processes}")
+    per_rank = run_workers("dni_lite.parallel", configs, processes, data, stop)
+    merged = [_merge(c, [per_rank[r][i] for r in range(processes)])
+              for i, c in enumerate(configs)]
+    return merged[0] if single else merged
+
+
+def run_workers(module: str, configs: list[ParallelConfig], processes: int,
+                data: Dataset | None = None, stop: threading.Event | None = None,
+                args: Sequence[str] = ()) -> list[list[dict[str, Any]]]:
+    """Start ``python -m module`` once per rank with the configs and data, watch them, and
+    return each rank's list of results (what it saved as ``rank{k}.pt``)."""
     data = data if data is not None else load_data(configs[0].seed)
     with tempfile.TemporaryDirectory(prefix="dni_parallel_") as tmp:
         cfg_path = os.path.join(tmp, "config.json")
@@ -75,8 +86,8 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
                 log = open(os.path.join(tmp, f"rank{rank}.log"), "w")
                 logs.append(log)
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "dni_lite.parallel", "--config", cfg_path,
-                     "--out", tmp, "--data", os.path.join(tmp, "data.pt")],
+                    [sys.executable, "-m", module, "--config", cfg_path,
+                     "--out", tmp, "--data", os.path.join(tmp, "data.pt"), *args],
                     env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)),
                     stdout=log, stderr=subprocess.STDOUT))
             _watch(procs, tmp, sum(c.timeout_s for c in configs) + 30.0, stop)
@@ -84,11 +95,8 @@ def train_parallel(config: ParallelConfig | Sequence[ParallelConfig], processes:
             _stop_all(procs)
             for log in logs:
                 log.close()
-        per_rank = [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False)
-                    for r in range(processes)]
-    merged = [_merge(c, [per_rank[r][i] for r in range(processes)])
-              for i, c in enumerate(configs)]
-    return merged[0] if single else merged
+        return [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False)
+                for r in range(processes)]
 
 
 def _watch(procs: list[subprocess.Popen], tmp: str, timeout_s: float,

@@ -114,7 +114,8 @@ def train_backprop(config: ParallelConfig, data: Dataset | None = None,
     torch.set_num_threads(threads)
     try:
         with seeded(config.seed):
-            model = MLP(data.in_dim, data.n_classes, config.depth, config.width).to(device)
+            model = MLP(data.in_dim, data.n_classes, config.depth, config.width,
+                        batchnorm=config.batchnorm).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         batches = batch_indices(len(data.y), config.batch_size, config.steps, config.seed)
         losses, evals, eval_s = [], [], 0.0

@@ -1,0 +1,44 @@
+"""``python -m dni_lite.bench``: the five training methods, measured, as a table and a JSON file.
+
+    python -m dni_lite.bench --preset heavy --out data/bench_heavy.json
+    python -m dni_lite.bench --preset default --out data/bench_default.json
+
+``--preset default`` is notebook 07's model (depth 3 x width 256, batch 64);
+``--preset heavy`` is depth 7 x width 1024, batch 256, where each stage has
+enough work to pay for its messages. The methods and how they are measured
+are in ``dni_lite.parallel.methods``; the results file records its command,
+settings, versions, commit, machine and wall time. The older width sweep
+(backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .parallel import methods
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dni_lite.bench",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(methods.PRESETS), default="default")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default: the preset's)")
+    parser.add_argument("--steps", type=int, help="training steps per run (default: the preset's)")
+    parser.add_argument("--workers", type=int, help="pipeline workers (default: the preset's)")
+    parser.add_argument("--seed", type=int, help="seed of weights and batches (default 0)")
+    parser.add_argument("--out", default=None, help="write the results JSON here")
+    args = parser.parse_args(argv)
+    changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
+                                 ("workers", args.workers), ("seed", args.seed)) if v is not None}
+    try:
+        settings = dataclasses.replace(methods.PRESETS[args.preset], **changes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    result = methods.run(settings, args.out, argv=list(argv) if argv is not None else None)
+    print(methods.format_table(result))
+    if args.out:
+        print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Choose the stages of a pipeline from measured costs: the slowest stage sets the pace.
+
+In a pipeline every worker handles every minibatch, so throughput is set by
+the busiest worker. A stage's cost is the sum of its layers' forward,
+backward and update times plus, for every stage but the last, its
+synthesizer's prediction and regression. ``layer_costs`` measures those on
+one thread (what a worker has); ``balanced_stages`` splits the layers into K
+consecutive groups that minimise the largest stage cost.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..experiments.mlp import MLP
+from ..interface import label_context, regression_loss
+from ..runner import seeded
+from ..synthesizer import Synthesizer
+from ..validate import check_float, check_int
+from .config import ParallelConfig
+from .stage import batch_indices, load_data
+
+
+def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10
+                ) -> dict[str, Any]:
+    """Median seconds per minibatch, on one thread, of each layer and of one synthesizer.
+
+    ``layers``: forward + backward + Adam update of each of the ``depth + 1``
+    layers; ``synth``: one synthesizer's prediction plus its regression step.
+    """
+    check_int("repeats", repeats, 3)
+    config = dataclasses.replace(config).validate()
+    data = data if data is not None else load_data(config.seed)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with seeded(config.seed):
+            model = MLP(data.in_dim, data.n_classes, config.depth, config.width,
+                        batchnorm=config.batchnorm)
+            synth = Synthesizer(config.width, data.n_classes if config.method == "cdni" else 0,
+                                kind=config.synth_kind, hidden_dim=config.synth_hidden)
+        opts = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in model.layers]
+        synth_opt = torch.optim.Adam(synth.parameters(), lr=config.synth_lr)
+        times: list[list[float]] = [[] for _ in model.layers]
+        synth_times: list[float] = []
+        for r, idx in enumerate(batch_indices(len(data.y), config.batch_size, repeats + 2,
+                                              config.seed)):
+            h, y = data.x[idx], data.y[idx]
+            for i, (layer, opt) in enumerate(zip(model.layers, opts)):
+                t0 = time.perf_counter()
+                h_in = h.detach().requires_grad_(i > 0)
+                out = layer(h_in)
+                opt.zero_grad(set_to_none=True)
+                if i == len(model.layers) - 1:
+                    F.cross_entropy(out, y).backward()
+                else:
+                    out.backward(torch.randn_like(out))
+                opt.step()
+                if r >= 2:
+                    times[i].append(time.perf_counter() - t0)
+                h = out.detach()
+                if i == 0:   # one synthesizer on a hidden activation
+                    context = label_context(y, data.n_classes) if synth.context_dim else None
+                    t0 = time.perf_counter()
+                    prediction = synth(h, context)
+                    synth_opt.zero_grad(set_to_none=True)
+                    regression_loss(prediction, torch.zeros_like(h)).backward()
+                    synth_opt.step()
+                    if r >= 2:
+                        synth_times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old)
+    return {"layers": [statistics.median(t) for t in times],
+            "synth": statistics.median(synth_times)}
+
+
+def balanced_stages(costs: Sequence[float], synth: float, workers: int) -> tuple[int, ...]:
+    """Layer counts of ``workers`` consecutive stages that minimise the slowest stage.
+
+    Every stage but the last also pays ``synth``. Ties go to the split whose
+    first stages are smaller.
+    """
+    costs = [check_float(f"costs[{i}]", c, 0.0) for i, c in enumerate(costs)]
+    synth = check_float("synth", synth, 0.0)
+    n = len(costs)
+    k = check_int("workers", workers, 1)
+    if not 1 <= k <= n:
+        raise ValueError(f"workers must be between 1 and the {n} layers, got {workers}")
+    prefix = [0.0]
+    for c in costs:
+        prefix.append(prefix[-1] + c)
+    # best[j][i]: the smallest slowest-stage cost of putting layers[:i] into j stages
+    inf = float("inf")
+    best = [[inf] * (n + 1) for _ in range(k + 1)]
+    cut = [[0] * (n + 1) for _ in range(k + 1)]
+    best[0][0] = 0.0
+    for j in range(1, k + 1):
+        extra = synth if j < k else 0.0
+        for i in range(j, n - (k - j) + 1):
+            for start in range(j - 1, i):
+                value = max(best[j - 1][start], prefix[i] - prefix[start] + extra)
+                if value < best[j][i] - 1e-15:
+                    best[j][i], cut[j][i] = value, start
+    sizes, i = [], n
+    for j in range(k, 0, -1):
+        sizes.append(i - cut[j][i])
+        i = cut[j][i]
+    return tuple(reversed(sizes))
+
+
+def stage_cost(costs: Sequence[float], synth: float, stages: Sequence[int]) -> list[float]:
+    """The cost of each stage of a split (layers plus, but for the last, a synthesizer)."""
+    out, start = [], 0
+    for k, size in enumerate(stages):
+        out.append(sum(costs[start:start + size]) + (synth if k < len(stages) - 1 else 0.0))
+        start += size
+    return out
+
+
+def balanced(config: ParallelConfig, data: Any = None, repeats: int = 10) -> ParallelConfig:
+    """``config`` with its ``stages`` chosen from costs measured on this machine."""
+    measured = layer_costs(config, data, repeats)
+    stages = balanced_stages(measured["layers"], measured["synth"], config.workers)
+    return dataclasses.replace(config, stages=stages).validate()

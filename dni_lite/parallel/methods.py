@@ -1,0 +1,305 @@
+"""Five ways to train one MLP, measured side by side on the same machine.
+
+On the same model, data, batches, optimiser and K workers:
+
+* ``backprop_1worker``: plain backprop in one process on one thread (what
+  each worker of a pipeline has): the headline ratios are against it;
+* ``backprop_all_cores``: the same using every core (intra-op threads),
+  the competitor to beat on one shared-memory machine;
+* ``gpipe`` and ``1f1b``: pipeline-parallel backprop from
+  ``torch.distributed.pipelining`` on K processes (exact gradients), at the
+  best micro-batch count of a short sweep;
+* ``dni_pipeline``: the decoupled pipeline (``train_parallel``), its stages
+  chosen from measured per-layer costs (``balance.balanced``).
+
+Every method runs ``repeats`` times, interleaved (the order rotates each
+round), and figures are medians. Each row also carries notebook 00's
+simulator's prediction for each scheme from the per-stage costs measured
+here. ``compare_methods`` is an experiment (Progress heartbeats, then a row);
+``run`` drives it and writes a JSON results file with its provenance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .. import __version__
+from ..experiments import timeline
+from ..runner import Progress, Settings
+from ..validate import check_bool, check_float, check_int
+from .balance import balanced
+from .bench import _in_background, stage_costs, time_to_accuracy
+from .config import ParallelConfig
+from .devices import device_name
+from .launch import train_parallel
+from .pipeline_backprop import check_micro_batches, train_pipeline_backprop
+from .reference import train_backprop
+from .stage import load_data
+
+METHODS = ("backprop_1worker", "backprop_all_cores", "gpipe", "1f1b", "dni_pipeline")
+METHOD_NAMES = {"backprop_1worker": "backprop, 1 worker", "backprop_all_cores": "backprop, all cores",
+                "gpipe": "GPipe", "1f1b": "1F1B", "dni_pipeline": "DNI pipeline"}
+# what notebook 00's simulator calls each scheme
+SCHEMES = {"backprop_1worker": "backprop", "gpipe": "gpipe", "1f1b": "1f1b",
+           "dni_pipeline": "decoupled"}
+
+
+@dataclass(frozen=True)
+class MethodsSettings(Settings):
+    """One model and its budget; ``preset`` names in ``PRESETS`` give the two standard ones.
+
+    ``micro_batches``: the GPipe/1F1B counts tried (the best is kept);
+    ``balance``: choose the DNI pipeline's stages from measured costs.
+    """
+
+    workers: int = 2
+    depth: int = 3
+    width: int = 256
+    batch_size: int = 64
+    steps: int = 300
+    eval_every: int = 25
+    target_accuracy: float = 40.0
+    repeats: int = 3
+    micro_batches: tuple[int, ...] = (2, 4, 8)
+    balance: bool = True
+    lr: float = 1e-3
+    seed: int = 0
+
+    def validate(self) -> None:
+        check_int("workers", self.workers, 2, 8)
+        check_int("depth", self.depth, 1, 64)
+        if self.workers > self.depth + 1:
+            raise ValueError(f"workers must be at most depth + 1 = {self.depth + 1} (one layer "
+                             f"per stage at least), got {self.workers}")
+        check_int("width", self.width, 1, 8192)
+        check_int("batch_size", self.batch_size, 2, 65536)
+        check_int("steps", self.steps, 1)
+        check_int("eval_every", self.eval_every, 1)
+        check_float("target_accuracy", self.target_accuracy, 0.0, 100.0)
+        check_int("repeats", self.repeats, 1, 20)
+        if not isinstance(self.micro_batches, tuple) or not self.micro_batches:
+            raise ValueError(f"micro_batches must be a non-empty tuple of counts, "
+                             f"got {self.micro_batches!r}")
+        for m in self.micro_batches:
+            check_micro_batches(self.config(), m)
+        check_bool("balance", self.balance)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_int("seed", self.seed, 0)
+
+    def config(self) -> ParallelConfig:
+        """The run every method shares (no BatchNorm: micro-batches would change it)."""
+        return ParallelConfig(workers=self.workers, depth=self.depth, width=self.width,
+                              batch_size=self.batch_size, steps=self.steps,
+                              eval_every=self.eval_every, lr=self.lr, seed=self.seed,
+                              batchnorm=False, timeout_s=600.0).validate()
+
+
+PRESETS = {
+    "default": MethodsSettings(),        # notebook 07's model
+    "heavy": MethodsSettings(depth=7, width=1024, batch_size=256, steps=120, eval_every=20,
+                             target_accuracy=40.0),
+}
+
+
+def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
+                    ) -> Iterator[dict[str, float] | Progress]:
+    """Measure the five methods; yield Progress heartbeats, then one row of metrics.
+
+    Row keys follow ``<metric>/<method>``: ``examples_per_s``, ``seconds_to_target``,
+    ``accuracy``, ``predicted_examples_per_s`` (the simulator, where it models
+    the scheme). Returns the full result (``run`` writes it as JSON).
+    """
+    s = MethodsSettings.build(settings, **overrides)
+    config = s.config()
+    data = load_data(s.seed)
+    cores = os.cpu_count() or 1
+    stop = threading.Event()
+    started = time.perf_counter()
+    total = len(s.micro_batches) * 2 + s.repeats * len(METHODS) + 1
+    done = 0
+
+    # 1. the DNI pipeline's stages, from measured per-layer costs
+    dni_config = config
+    if s.balance:
+        dni_config = yield from _in_background(lambda: balanced(config, data), stop, done, total,
+                                               "measuring per-layer costs")
+    done += 1
+    # 2. the best micro-batch count for each pipeline schedule (one short run each)
+    short = dataclasses.replace(config, steps=max(10, s.steps // 4), eval_every=0)
+    best_m: dict[str, int] = {}
+    sweep: dict[str, dict[int, float]] = {}
+    for schedule in ("gpipe", "1f1b"):
+        sweep[schedule] = {}
+        for m in s.micro_batches:
+            run = yield from _in_background(
+                lambda: train_pipeline_backprop(short, schedule, m, data, stop), stop, done,
+                total, f"{METHOD_NAMES[schedule]}: trying {m} micro-batches")
+            sweep[schedule][m] = run["examples_per_s"]
+            done += 1
+        best_m[schedule] = max(sweep[schedule], key=sweep[schedule].get)
+    # 3. the five methods, interleaved
+    runners = {
+        "backprop_1worker": lambda: train_backprop(config, data, threads=1, stop=stop),
+        "backprop_all_cores": lambda: train_backprop(config, data, threads=cores, stop=stop),
+        "gpipe": lambda: train_pipeline_backprop(config, "gpipe", best_m["gpipe"], data, stop),
+        "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
+        "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
+    for r in range(s.repeats):
+        order = list(METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)])
+        for name in order:
+            run = yield from _in_background(runners[name], stop, done, total,
+                                            f"{METHOD_NAMES[name]}, repeat {r + 1} of {s.repeats}")
+            runs[name].append(run)
+            done += 1
+    # 4. the simulator, fed the per-stage costs measured here
+    costs = stage_costs(dni_config, data)
+    delay = statistics.median(run["delay_s"] for run in runs["dni_pipeline"])
+    predicted = predict(costs, delay, s, best_m)
+    row: dict[str, float] = {}
+    for name in METHODS:
+        row[f"examples_per_s/{name}"] = statistics.median(x["examples_per_s"] for x in runs[name])
+        row[f"seconds_to_target/{name}"] = statistics.median(
+            time_to_accuracy(x["evals"], s.target_accuracy) for x in runs[name])
+        row[f"accuracy/{name}"] = statistics.median(x["test_accuracy"] for x in runs[name])
+        if name in predicted:
+            row[f"predicted_examples_per_s/{name}"] = predicted[name]
+    base = row["examples_per_s/backprop_1worker"]
+    for name in METHODS:
+        row[f"speedup/{name}"] = row[f"examples_per_s/{name}"] / base
+        row[f"speedup_vs_all_cores/{name}"] = (row[f"examples_per_s/{name}"]
+                                              / row["examples_per_s/backprop_all_cores"])
+    yield row
+    return {"settings": dataclasses.asdict(s), "workers": s.workers, "depth": s.depth,
+            "width": s.width, "batch_size": s.batch_size, "device": device_name("cpu"),
+            "cpu_count": cores, "stages": list(dni_config.stage_layers()),
+            "micro_batches": best_m, "micro_batch_sweep": sweep,
+            "methods": {name: {"examples_per_s": row[f"examples_per_s/{name}"],
+                               "seconds_to_target": row[f"seconds_to_target/{name}"],
+                               "test_accuracy": row[f"accuracy/{name}"],
+                               "predicted_examples_per_s": predicted.get(name),
+                               "runs": [_summary(x) for x in runs[name]]}
+                        for name in METHODS},
+            "row": row, "stage_costs_s": costs, "delay_s": delay,
+            "warning": core_warning(cores, s.workers),
+            "wall_s": time.perf_counter() - started}
+
+
+def predict(costs: dict[str, list[float]], delay: float, s: MethodsSettings,
+            micro_batches: dict[str, int]) -> dict[str, float]:
+    """Notebook 00's simulator on the measured per-stage costs: examples/s of each scheme
+    (backprop on one worker: the same costs one after the other, no messages)."""
+    n = min(s.steps, 500)
+    with_delay = timeline.Costs(costs["forward"], costs["backward"], costs["synth"], delay)
+    one = timeline.Costs(costs["forward"], costs["backward"], 0.0, 0.0)
+    out = {"backprop_1worker": timeline.simulate(one, "backprop", n).throughput}
+    for name in ("gpipe", "1f1b"):
+        out[name] = timeline.simulate(with_delay, name, n, micro_batches[name]).throughput
+    out["dni_pipeline"] = timeline.simulate(with_delay, "decoupled", n).throughput
+    return {name: value * s.batch_size for name, value in out.items()}
+
+
+def core_warning(cores: int, workers: int) -> str | None:
+    """A warning when the machine has fewer cores than workers plus one (the caller's own)."""
+    if cores < workers + 1:
+        return (f"this machine has {cores} cores for {workers} workers and the process that "
+                f"drives them: the workers share cores, so the pipelines cannot run at full "
+                f"speed (figures are a lower bound for a machine with {workers + 1}+ cores)")
+    return None
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """Where a results file came from: command, versions, commit, machine, date."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"command": " ".join(["python -m dni_lite.bench", *(argv or [])]),
+            "dni_lite": __version__, "commit": commit or None, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "device": device_name("cpu"),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The five methods of one results file, one line each."""
+    s = result["settings"]
+    lines = [f"MLP depth {s['depth']} x width {s['width']}, batch {s['batch_size']}, "
+             f"{s['workers']} workers, {s['steps']} steps, medians of {s['repeats']} interleaved "
+             f"repeats; DNI stages {result['stages']}; micro-batches {result['micro_batches']}",
+             f"{'method':<20} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
+             f"{'predicted ex/s':>14} {'s to ' + format(s['target_accuracy'], '.0f') + '%':>9} "
+             f"{'test acc':>8}"]
+    for name in METHODS:
+        m = result["methods"][name]
+        ex = m["examples_per_s"]
+        pred = m["predicted_examples_per_s"]
+        tta = m["seconds_to_target"]
+        lines.append(
+            f"{METHOD_NAMES[name]:<20} {ex:>8.0f} "
+            f"{ex / result['methods']['backprop_1worker']['examples_per_s']:>10.2f}x "
+            f"{ex / result['methods']['backprop_all_cores']['examples_per_s']:>11.2f}x "
+            f"{'-' if pred is None else format(pred, '.0f'):>14} "
+            f"{'never' if math.isinf(tta) else format(tta, '.1f'):>9} {m['test_accuracy']:>8.1f}")
+    if result.get("warning"):
+        lines.append("warning: " + result["warning"])
+    return "\n".join(lines)
+
+
+def run(settings: MethodsSettings, out: str | os.PathLike | None = None,
+        argv: list[str] | None = None, log: Any = print) -> dict[str, Any]:
+    """Run ``compare_methods`` to the end and write its result with provenance to ``out``."""
+    import json
+
+    experiment = compare_methods(settings)
+    last = None
+    while True:
+        try:
+            item = next(experiment)
+        except StopIteration as finished:
+            result = finished.value
+            break
+        if isinstance(item, Progress) and item.what != last:
+            log(f"[{item.done}/{item.total}] {item.what}")
+            last = item.what
+    result["provenance"] = provenance(argv)
+    if out is not None:
+        Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a results file written by ``run``; a file without provenance is refused."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `python -m dni_lite.bench` first")
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a results file (not JSON: {exc})") from None
+    missing = [k for k in ("settings", "methods", "provenance") if k not in result]
+    if missing or set(result["methods"]) != set(METHODS):
+        raise ValueError(f"{path} is not a complete results file of python -m dni_lite.bench "
+                         f"(missing {missing or 'some methods'})")
+    return result
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("mode", "elapsed_s", "examples_per_s", "test_accuracy", "evals", "threads",
+            "micro_batches", "worker_elapsed_s", "wait_s", "busy_s", "delay_s")
+    return {k: result[k] for k in keep if k in result}
