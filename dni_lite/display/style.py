@@ -20,12 +20,17 @@ METHOD_COLOURS = {
     "dni": "#ff7f0e", "cdni": "#2ca02c", "dni_mlp": "#d62728",
     "no_backprop": "#7f7f7f", "bptt_long": "#17becf",
     "fa": "#9467bd", "dfa": "#8c564b", "kickback": "#e377c2",
+    # notebook 07's five ways to train: backprop in blues, pipeline backprop, the DNI pipeline
+    "backprop_1worker": "#1f77b4", "backprop_all_cores": "#6baed6",
+    "gpipe": "#bcbd22", "1f1b": "#393b79", "dni_pipeline": "#ff7f0e",
 }
 PALETTE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#1f77b4",
            "#ff7f0e", "#2ca02c", "#7f7f7f", "#393b79", "#637939"]
 NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)",
          "bptt_long": "BPTT(long T)", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
-         "kickback": "Kickback"}
+         "kickback": "Kickback", "backprop_1worker": "backprop, 1 worker",
+         "backprop_all_cores": "backprop, all cores", "gpipe": "GPipe", "1f1b": "1F1B",
+         "dni_pipeline": "DNI pipeline"}
 REFERENCE_COLOUR = "#444444"
 CONTROL_DASHES = ["dash", "dot", "dashdot", "longdash"]
 

@@ -114,11 +114,13 @@ PRESETS = {
 
 def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                     ) -> Iterator[dict[str, float] | Progress]:
-    """Measure the five methods; yield Progress heartbeats, then one row of metrics.
+    """Measure the five methods; yield Progress heartbeats, and a row after each round.
 
     Row keys follow ``<metric>/<method>``: ``examples_per_s``, ``seconds_to_target``,
-    ``accuracy``, ``predicted_examples_per_s`` (the simulator, where it models
-    the scheme). Returns the full result (``run`` writes it as JSON).
+    ``accuracy`` (medians over the rounds so far), ``speedup`` (over one-worker
+    backprop), ``speedup_vs_all_cores``, ``predicted_examples_per_s`` (the
+    simulator, where it models the scheme); ``repeat`` counts the rounds.
+    Returns the full result (``run`` writes it as JSON).
     """
     s = MethodsSettings.build(settings, **overrides)
     config = s.config()
@@ -156,6 +158,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
         "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
     }
+    costs = stage_costs(dni_config, data)   # per stage, for the simulator
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
     for r in range(s.repeats):
         order = list(METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)])
@@ -164,24 +167,12 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                             f"{METHOD_NAMES[name]}, repeat {r + 1} of {s.repeats}")
             runs[name].append(run)
             done += 1
-    # 4. the simulator, fed the per-stage costs measured here
-    costs = stage_costs(dni_config, data)
-    delay = statistics.median(run["delay_s"] for run in runs["dni_pipeline"])
-    predicted = predict(costs, delay, s, best_m)
-    row: dict[str, float] = {}
-    for name in METHODS:
-        row[f"examples_per_s/{name}"] = statistics.median(x["examples_per_s"] for x in runs[name])
-        row[f"seconds_to_target/{name}"] = statistics.median(
-            time_to_accuracy(x["evals"], s.target_accuracy) for x in runs[name])
-        row[f"accuracy/{name}"] = statistics.median(x["test_accuracy"] for x in runs[name])
-        if name in predicted:
-            row[f"predicted_examples_per_s/{name}"] = predicted[name]
-    base = row["examples_per_s/backprop_1worker"]
-    for name in METHODS:
-        row[f"speedup/{name}"] = row[f"examples_per_s/{name}"] / base
-        row[f"speedup_vs_all_cores/{name}"] = (row[f"examples_per_s/{name}"]
-                                              / row["examples_per_s/backprop_all_cores"])
-    yield row
+        # 4. a row per round: medians so far, and the simulator fed the measured costs
+        delay = statistics.median(run["delay_s"] for run in runs["dni_pipeline"])
+        predicted = predict(costs, delay, s, best_m)
+        row = _row(runs, predicted, s.target_accuracy)
+        row["repeat"] = r + 1
+        yield row
     return {"settings": dataclasses.asdict(s), "workers": s.workers, "depth": s.depth,
             "width": s.width, "batch_size": s.batch_size, "device": device_name("cpu"),
             "cpu_count": cores, "stages": list(dni_config.stage_layers()),
@@ -195,6 +186,24 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             "row": row, "stage_costs_s": costs, "delay_s": delay,
             "warning": core_warning(cores, s.workers),
             "wall_s": time.perf_counter() - started}
+
+
+def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
+         target: float) -> dict[str, float]:
+    row: dict[str, float] = {}
+    for name in METHODS:
+        row[f"examples_per_s/{name}"] = statistics.median(x["examples_per_s"] for x in runs[name])
+        row[f"seconds_to_target/{name}"] = statistics.median(
+            time_to_accuracy(x["evals"], target) for x in runs[name])
+        row[f"accuracy/{name}"] = statistics.median(x["test_accuracy"] for x in runs[name])
+        if name in predicted:
+            row[f"predicted_examples_per_s/{name}"] = predicted[name]
+    base = row["examples_per_s/backprop_1worker"]
+    for name in METHODS:
+        row[f"speedup/{name}"] = row[f"examples_per_s/{name}"] / base
+        row[f"speedup_vs_all_cores/{name}"] = (row[f"examples_per_s/{name}"]
+                                              / row["examples_per_s/backprop_all_cores"])
+    return row
 
 
 def predict(costs: dict[str, list[float]], delay: float, s: MethodsSettings,

@@ -1,0 +1,148 @@
+"""The five-method benchmark's pieces: stage balancing, the synthesizer's single forward,
+pipeline backprop's exactness, and the results file."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from dni_lite.parallel import ParallelConfig, train_backprop, train_parallel
+from dni_lite.parallel import methods
+from dni_lite.parallel.balance import balanced_stages, stage_cost
+from dni_lite.parallel.pipeline_backprop import train_pipeline_backprop
+from dni_lite.parallel.stage import build_stages, load_data
+
+TINY = dict(workers=2, depth=3, width=32, batch_size=16, steps=12, eval_every=4, seed=1,
+            batchnorm=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(0)
+
+
+def _brute_force(costs, synth, k):
+    best = None
+    for cuts in itertools.combinations(range(1, len(costs)), k - 1):
+        sizes = [b - a for a, b in zip((0, *cuts), (*cuts, len(costs)))]
+        worst = max(stage_cost(costs, synth, sizes))
+        if best is None or worst < best - 1e-12:
+            best = worst
+    return best
+
+
+def test_balanced_stages_minimise_the_slowest_stage():
+    assert balanced_stages([1, 5, 5, 1], 2.0, 2) == (2, 2)
+    assert balanced_stages([1, 1, 1, 1, 4], 0.0, 2) == (4, 1)
+    # a synthesizer on every stage but the last pushes layers up
+    assert balanced_stages([1, 1, 1, 1], 2.0, 2) == (1, 3)
+    rng = random.Random(0)
+    for _ in range(50):
+        n, k = rng.randint(2, 8), rng.randint(1, 4)
+        if k > n:
+            continue
+        costs = [rng.uniform(0.1, 3) for _ in range(n)]
+        synth = rng.uniform(0, 2)
+        sizes = balanced_stages(costs, synth, k)
+        assert sum(sizes) == n and len(sizes) == k and min(sizes) >= 1
+        assert max(stage_cost(costs, synth, sizes)) == pytest.approx(_brute_force(costs, synth, k))
+    with pytest.raises(ValueError, match="workers"):
+        balanced_stages([1.0, 1.0], 0.0, 3)
+    with pytest.raises(ValueError, match=r"costs\[1\]"):
+        balanced_stages([1.0, -1.0], 0.0, 1)
+
+
+def test_config_stages_are_validated_and_used():
+    c = ParallelConfig(workers=2, depth=3, stages=(1, 3)).validate()
+    assert c.stage_layers() == [(0, 1), (1, 4)]
+    with pytest.raises(ValueError, match="stages"):
+        ParallelConfig(workers=2, depth=3, stages=(2, 3)).validate()
+    with pytest.raises(ValueError, match="stages"):
+        ParallelConfig(workers=2, depth=3, stages=(4,)).validate()
+    with pytest.raises(ValueError, match=r"stages\[0\]"):
+        ParallelConfig(workers=2, depth=3, stages=(0, 4)).validate()
+
+
+@pytest.mark.parametrize("kind,forwards", [("linear", 0), ("mlp", 1)])
+def test_a_linear_synthesizer_is_regressed_without_a_second_forward(data, kind, forwards):
+    config = ParallelConfig(**dict(TINY, batchnorm=True), synth_kind=kind).validate()
+    stage = build_stages(config, data)[0]
+    calls = []
+    stage.interface.synthesizer.register_forward_hook(lambda *a: calls.append(1))
+    x, y = data.x[:16], data.y[:16]
+    result = stage.step(x, y)
+    assert len(calls) == 1                       # the prediction
+    kept = stage.pending[0][2]
+    target = torch.randn_like(result.h_out)
+    before = [p.detach().clone() for p in stage.interface.synthesizer.parameters()]
+    loss = stage.learn_synthesizer(target)
+    assert len(calls) == 1 + forwards
+    assert math.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in
+               zip(before, stage.interface.synthesizer.parameters()))   # it learned
+    if kind == "linear":   # the loss of the kept prediction is the loss of a fresh one at step time
+        from dni_lite.interface import regression_loss
+        assert loss == pytest.approx(float(regression_loss(kept.detach(), target)))
+
+
+def test_pipeline_backprop_equals_one_process_backprop_and_dni_does_not(data):
+    config = ParallelConfig(**TINY).validate()
+    reference = train_backprop(config, data, threads=1)
+    for schedule, m in (("gpipe", 4), ("1f1b", 2)):
+        pipe = train_pipeline_backprop(config, schedule, m, data)
+        # exact gradients: the same losses up to float summation order
+        assert pipe["losses"] == pytest.approx(reference["losses"], rel=1e-4, abs=1e-5)
+        assert pipe["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=0.21)
+        assert [e[2] for e in pipe["evals"]] == pytest.approx([e[2] for e in reference["evals"]],
+                                                              abs=0.21)
+    # the check can tell methods apart: the DNI pipeline learns differently
+    dni = train_parallel(config, data=data)
+    assert dni["losses"] != pytest.approx(reference["losses"], rel=1e-4, abs=1e-5)
+
+
+def test_pipeline_backprop_refuses_bad_micro_batches(data):
+    config = ParallelConfig(**TINY).validate()
+    with pytest.raises(ValueError, match="micro_batches"):
+        train_pipeline_backprop(config, "gpipe", 3, data)
+    with pytest.raises(ValueError, match="schedule"):
+        train_pipeline_backprop(config, "zero-bubble", 2, data)
+
+
+def test_methods_settings_and_presets():
+    assert methods.PRESETS["heavy"].config().stage_layers() == [(0, 4), (4, 8)]
+    with pytest.raises(ValueError, match="micro_batches"):
+        methods.MethodsSettings(batch_size=64, micro_batches=(3,))
+    with pytest.raises(ValueError, match="workers"):
+        methods.MethodsSettings(depth=1, workers=3)
+    assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
+
+
+def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
+    settings = methods.MethodsSettings(depth=2, width=16, batch_size=16, steps=12, eval_every=4,
+                                       repeats=1, micro_batches=(2,), target_accuracy=15.0)
+    out = tmp_path / "bench.json"
+    result = methods.run(settings, out, argv=["--preset", "tiny"], log=lambda *_: None)
+    loaded = methods.load(out)
+    assert set(loaded["methods"]) == set(methods.METHODS)
+    for name, m in loaded["methods"].items():
+        assert m["examples_per_s"] > 0 and m["test_accuracy"] > 0, name
+    for scheme in methods.SCHEMES:
+        assert loaded["methods"][scheme]["predicted_examples_per_s"] > 0
+    assert loaded["provenance"]["torch"] == torch.__version__
+    assert loaded["provenance"]["command"] == "python -m dni_lite.bench --preset tiny"
+    assert loaded["row"]["speedup/backprop_1worker"] == pytest.approx(1.0)
+    table = methods.format_table(result)
+    assert "DNI pipeline" in table and "GPipe" in table and "1F1B" in table
+    # a corrupt or partial file is refused with a clear error
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a results file"):
+        methods.load(tmp_path / "bad.json")
+    partial = dict(loaded)
+    partial.pop("provenance")
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    with pytest.raises(ValueError, match="provenance"):
+        methods.load(tmp_path / "partial.json")
