@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from .parallel import methods
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = dataclasses.replace(methods.PRESETS[args.preset], **changes)
     except ValueError as exc:
         parser.error(str(exc))
-    result = methods.run(settings, args.out, argv=list(argv) if argv is not None else None)
+    result = methods.run(settings, args.out, argv=list(sys.argv[1:] if argv is None else argv))
     print(methods.format_table(result))
     if args.out:
         print(f"written to {args.out}")
