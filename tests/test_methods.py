@@ -124,3 +124,12 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     (tmp_path / "partial.json").write_text(json.dumps(partial))
     with pytest.raises(ValueError, match="provenance"):
         methods.load(tmp_path / "partial.json")
+
+
+def test_the_committed_reference_run_loads_with_its_provenance():
+    ref = methods.load(methods.reference_path("default"))
+    assert ref["provenance"]["command"] == ("python -m dni_lite.bench --preset default "
+                                            "--out data/bench_default.json")
+    assert ref["settings"]["depth"] == methods.PRESETS["default"].depth
+    with pytest.raises(ValueError, match="preset"):
+        methods.reference_path("huge")

@@ -290,6 +290,15 @@ def run(settings: MethodsSettings, out: str | os.PathLike | None = None,
     return result
 
 
+def reference_path(preset: str) -> Path:
+    """The committed reference run of a preset, beside the course's data (``data/bench_<preset>.json``)."""
+    from ..data.tasks import DATA_DIR
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    return DATA_DIR / f"bench_{preset}.json"
+
+
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by ``run``; a file without provenance is refused."""
     import json
