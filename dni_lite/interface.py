@@ -182,13 +182,6 @@ class DecoupledInterface(nn.Module):
         return batch_mean(self._prediction.detach())
 
     @property
-    def prediction(self) -> Tensor:
-        """The last prediction (per-example units) with its graph: regress it later with
-        ``regression_loss`` instead of running the synthesizer forward again."""
-        self._require_forward()
-        return self._prediction
-
-    @property
     def received_gradient(self) -> Tensor | None:
         """The gradient the upper module sent back to the cut (``None`` until it has).
 

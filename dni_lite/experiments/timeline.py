@@ -159,6 +159,10 @@ def simulate(costs: Costs, mode: str = "backprop", minibatches: int = 16,
 
     ``micro_batches`` (M) matters only to the pipeline-parallel schemes.
     """
+    if not isinstance(costs, Costs):
+        raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
+    check_choice("mode", mode, MODES)
+    check_int("minibatches", minibatches, 1, 10_000)
     check_int("micro_batches", micro_batches, 1, 256)
     if mode in PIPELINES:
         timeline = _schedule_pipeline(costs, mode, minibatches, micro_batches)
@@ -212,12 +216,7 @@ def backprop_idle_fraction(costs: Costs, worker: int) -> float:
 # -- the scheduler ------------------------------------------------------------------
 
 def _schedule(costs: Costs, mode: str, minibatches: int) -> Timeline:
-    if not isinstance(costs, Costs):
-        raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
-    check_choice("mode", mode, MODES)
-    check_int("minibatches", minibatches, 1, 10_000)
-    if mode in PIPELINES:
-        raise ValueError(f"mode {mode!r} is scheduled by _schedule_pipeline")
+    """Backprop, update-decoupled and complete unlocking (arguments checked by ``simulate``)."""
     k, c = costs.modules, costs.delay
     free = [0.0] * k                 # when each worker is next free
     intervals: list[Interval] = []
@@ -278,9 +277,6 @@ def _schedule_pipeline(costs: Costs, mode: str, minibatches: int, micro_batches:
     """List scheduling: each worker runs its tasks in ``pipeline_order``, each task as soon
     as its worker is free and its message (a micro-batch's activation from below, or its
     gradient from above) has arrived."""
-    if not isinstance(costs, Costs):
-        raise ValueError(f"costs must be a Costs, got {type(costs).__name__}")
-    check_int("minibatches", minibatches, 1, 10_000)
     k, m, c = costs.modules, micro_batches, costs.delay
     queues = [[(kind, n, j) for n in range(minibatches)
                for kind, j in pipeline_order(mode, i, k, m)] for i in range(k)]

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from typing import Any, Sequence
 
-import torch
-import torch.nn.functional as F
-
-from ..experiments.mlp import MLP
-from ..interface import label_context, regression_loss
-from ..runner import seeded
-from ..synthesizer import Synthesizer
 from ..validate import check_float, check_int
+from .bench import stage_costs
 from .config import ParallelConfig
-from .stage import batch_indices, load_data
 
 
 def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10
@@ -32,51 +24,12 @@ def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10
 
     ``layers``: forward + backward + Adam update of each of the ``depth + 1``
     layers; ``synth``: one synthesizer's prediction plus its regression step.
+    Measured by ``bench.stage_costs`` on the same model cut one layer per stage.
     """
-    check_int("repeats", repeats, 3)
-    config = dataclasses.replace(config).validate()
-    data = data if data is not None else load_data(config.seed)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with seeded(config.seed):
-            model = MLP(data.in_dim, data.n_classes, config.depth, config.width,
-                        batchnorm=config.batchnorm)
-            synth = Synthesizer(config.width, data.n_classes if config.method == "cdni" else 0,
-                                kind=config.synth_kind, hidden_dim=config.synth_hidden)
-        opts = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in model.layers]
-        synth_opt = torch.optim.Adam(synth.parameters(), lr=config.synth_lr)
-        times: list[list[float]] = [[] for _ in model.layers]
-        synth_times: list[float] = []
-        for r, idx in enumerate(batch_indices(len(data.y), config.batch_size, repeats + 2,
-                                              config.seed)):
-            h, y = data.x[idx], data.y[idx]
-            for i, (layer, opt) in enumerate(zip(model.layers, opts)):
-                t0 = time.perf_counter()
-                h_in = h.detach().requires_grad_(i > 0)
-                out = layer(h_in)
-                opt.zero_grad(set_to_none=True)
-                if i == len(model.layers) - 1:
-                    F.cross_entropy(out, y).backward()
-                else:
-                    out.backward(torch.randn_like(out))
-                opt.step()
-                if r >= 2:
-                    times[i].append(time.perf_counter() - t0)
-                h = out.detach()
-                if i == 0:   # one synthesizer on a hidden activation
-                    context = label_context(y, data.n_classes) if synth.context_dim else None
-                    t0 = time.perf_counter()
-                    prediction = synth(h, context)
-                    synth_opt.zero_grad(set_to_none=True)
-                    regression_loss(prediction, torch.zeros_like(h)).backward()
-                    synth_opt.step()
-                    if r >= 2:
-                        synth_times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
-    return {"layers": [statistics.median(t) for t in times],
-            "synth": statistics.median(synth_times)}
+    per_layer = dataclasses.replace(config, workers=config.depth + 1, stages=None).validate()
+    costs = stage_costs(per_layer, data, repeats)
+    return {"layers": [f + b for f, b in zip(costs["forward"], costs["backward"])],
+            "synth": statistics.median(costs["synth"][:-1])}
 
 
 def balanced_stages(costs: Sequence[float], synth: float, workers: int) -> tuple[int, ...]:

@@ -273,7 +273,7 @@ def benchmark(settings: BenchSettings | None = None, **overrides) -> Iterator[di
                          "dni_1proc_examples_per_s": dn, "dni_step_cost": bp / dn,
                          "time_to_target_backprop_s":
                              _median_tta(runs["backprop_cuda"], target_accuracy)})
-        all_runs.update({f"{name}/{w}": [_summary(x) for x in xs] for name, xs in runs.items()})
+        all_runs.update({f"{name}/{w}": [summary(x) for x in xs] for name, xs in runs.items()})
         yield {"width": w, "speedup": row["speedup"],
                "speedup_vs_1thread": row["speedup_vs_1thread"],
                "predicted_speedup": row["predicted_speedup"],
@@ -324,9 +324,10 @@ def _median_tta(results: list[dict[str, Any]], target: float) -> float:
     return statistics.median(time_to_accuracy(r["evals"], target) for r in results)
 
 
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """A run's figures for a results file (without its weights, trace and per-step losses)."""
     keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals",
-            "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads")
+            "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches")
     return {k: result[k] for k in keep if k in result}
 
 

@@ -21,6 +21,7 @@ here. ``compare_methods`` is an experiment (Progress heartbeats, then a row);
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -39,7 +40,7 @@ from ..experiments import timeline
 from ..runner import Progress, Settings
 from ..validate import check_bool, check_float, check_int
 from .balance import balanced
-from .bench import _in_background, stage_costs, time_to_accuracy
+from .bench import _in_background, stage_costs, summary, time_to_accuracy
 from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
@@ -181,7 +182,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                "seconds_to_target": row[f"seconds_to_target/{name}"],
                                "test_accuracy": row[f"accuracy/{name}"],
                                "predicted_examples_per_s": predicted.get(name),
-                               "runs": [_summary(x) for x in runs[name]]}
+                               "runs": [summary(x) for x in runs[name]]}
                         for name in METHODS},
             "row": row, "stage_costs_s": costs, "delay_s": delay,
             "warning": core_warning(cores, s.workers),
@@ -271,8 +272,6 @@ def format_table(result: dict[str, Any]) -> str:
 def run(settings: MethodsSettings, out: str | os.PathLike | None = None,
         argv: list[str] | None = None, log: Any = print) -> dict[str, Any]:
     """Run ``compare_methods`` to the end and write its result with provenance to ``out``."""
-    import json
-
     experiment = compare_methods(settings)
     last = None
     while True:
@@ -301,8 +300,6 @@ def reference_path(preset: str) -> Path:
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a results file written by ``run``; a file without provenance is refused."""
-    import json
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `python -m dni_lite.bench` first")
@@ -316,8 +313,3 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
                          f"(missing {missing or 'some methods'})")
     return result
 
-
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("mode", "elapsed_s", "examples_per_s", "test_accuracy", "evals", "threads",
-            "micro_batches", "worker_elapsed_s", "wait_s", "busy_s", "delay_s")
-    return {k: result[k] for k in keep if k in result}

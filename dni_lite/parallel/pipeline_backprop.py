@@ -17,13 +17,10 @@ be those of one micro-batch.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
+import functools
 import threading
 import time
-from datetime import timedelta
 from typing import Any, Sequence
 
 import torch
@@ -31,14 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.datasets import Dataset
-from ..diagnostics import percent_correct
 from ..experiments.mlp import MLP
 from ..runner import seeded
 from ..validate import check_choice, check_int
 from .config import ParallelConfig, check_configs
 from .devices import device_name
 from .launch import run_workers
-from .stage import batch_indices, load_data
+from .stage import batch_indices
+from .worker import evaluate_pipelined, run_worker, worker_inputs, worker_parser
 
 SCHEDULES = ("gpipe", "1f1b")
 
@@ -95,8 +92,8 @@ def stage_module(config: ParallelConfig, data: Dataset, rank: int) -> nn.Module:
     return nn.Sequential(*[model.layers[i] for i in range(a, b)])
 
 
-def _worker_loop(config: ParallelConfig, data: Dataset, schedule: str, micro_batches: int,
-                 rank: int, world: int, dist: Any) -> dict[str, Any]:
+def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, dist: Any,
+                 schedule: str = "gpipe", micro_batches: int = 4) -> dict[str, Any]:
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
     module = stage_module(config, data, rank)
@@ -105,6 +102,12 @@ def _worker_loop(config: ParallelConfig, data: Dataset, schedule: str, micro_bat
     pipe = kind(stage, micro_batches, loss_fn=lambda out, y: F.cross_entropy(out, y))
     opt = torch.optim.Adam(module.parameters(), lr=config.lr)
     first, last = rank == 0, rank == world - 1
+
+    @torch.no_grad()
+    def infer(h: torch.Tensor) -> torch.Tensor:
+        module.eval()
+        return module(h)
+
     batches = batch_indices(len(data.y), config.batch_size, config.steps, config.seed)
     losses: list[float] = []
     evals: list[tuple[int, float, float]] = []
@@ -125,64 +128,24 @@ def _worker_loop(config: ParallelConfig, data: Dataset, schedule: str, micro_bat
         opt.step()
         if config.eval_every and (t + 1) % config.eval_every == 0:
             e0 = time.perf_counter()
-            acc = _evaluate(module, data, config, rank, world, dist, t)
+            acc = evaluate_pipelined(infer, data, config, rank, world, t, dist)
             eval_s += time.perf_counter() - e0
             evals.append((t + 1, time.perf_counter() - start - eval_s, acc))
     elapsed = time.perf_counter() - start - eval_s
-    final = _evaluate(module, data, config, rank, world, dist, config.steps)
+    final = evaluate_pipelined(infer, data, config, rank, world, config.steps, dist)
     dist.barrier()
     return {"rank": rank, "elapsed_s": elapsed, "losses": losses, "evals": evals,
             "test_accuracy": final, "threads": torch.get_num_threads()}
 
 
-@torch.no_grad()
-def _evaluate(module: nn.Module, data: Dataset, config: ParallelConfig, rank: int,
-              world: int, dist: Any, step: int) -> float:
-    """Forward the test set stage by stage; the last rank scores it."""
-    module.eval()
-    tag = 1_000_000 + step
-    if rank == 0:
-        h = data.x_test
-    else:
-        h = torch.empty(len(data.y_test), config.width)
-        dist.recv(h, src=rank - 1, tag=tag)
-    h = module(h)
-    if rank < world - 1:
-        dist.send(h.contiguous(), rank + 1, tag=tag)
-        return float("nan")
-    return percent_correct(h, data.y_test)
-
-
 def main(argv: list[str] | None = None) -> None:
-    import torch.distributed as dist
-
-    from .worker import _exit_with_parent
-
-    parser = argparse.ArgumentParser(description="One worker of pipeline-parallel backprop.")
-    parser.add_argument("--config", required=True, help="JSON file with ParallelConfig fields")
-    parser.add_argument("--out", required=True, help="folder for rank{k}.pt results")
-    parser.add_argument("--data", default=None, help="saved Dataset tensors (default: MNIST-1D)")
+    parser = worker_parser("One worker of pipeline-parallel backprop.")
     parser.add_argument("--schedule", choices=SCHEDULES, default="gpipe")
     parser.add_argument("--micro-batches", type=int, default=4)
     args = parser.parse_args(argv)
-    with open(args.config) as f:
-        fields = json.load(f)
-    configs = check_configs([ParallelConfig(**c) for c in
-                             (fields if isinstance(fields, list) else [fields])])
-    _exit_with_parent()
-    data = Dataset(**torch.load(args.data)) if args.data else load_data(configs[0].seed)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dist.init_process_group("gloo", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=max(c.timeout_s for c in configs)))
-    try:
-        results = []
-        for config in configs:
-            torch.set_num_threads(config.threads)
-            results.append(_worker_loop(config, data, args.schedule, args.micro_batches,
-                                        rank, world, dist))
-    finally:
-        dist.destroy_process_group()
-    torch.save(results, os.path.join(args.out, f"rank{rank}.pt"))
+    configs, data = worker_inputs(args)
+    run_worker(configs, args.out, data, loop=functools.partial(
+        _worker_loop, schedule=args.schedule, micro_batches=args.micro_batches))
 
 
 if __name__ == "__main__":

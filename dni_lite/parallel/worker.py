@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from torch import Tensor
 from ..data.datasets import Dataset
 from ..diagnostics import percent_correct
 from .config import ParallelConfig, check_configs
-from .stage import Stage, batch_indices, build_stages, load_data
+from .stage import batch_indices, build_stages, load_data
 
 
 _ACT, _TARGET, _EVAL = 0, 1, 2
@@ -34,13 +34,19 @@ def _tag(step: int, kind: int) -> int:
     return 3 * step + kind
 
 
+Loop = Callable[[ParallelConfig, Dataset, int, int, Any], dict[str, Any]]
+
+
 def run_worker(configs: ParallelConfig | Sequence[ParallelConfig], out_dir: str | None = None,
-               data: Dataset | None = None) -> list[dict[str, Any]]:
+               data: Dataset | None = None, loop: Loop | None = None) -> list[dict[str, Any]]:
     """Run this process's stage for each config in turn; rank and world size come from the env.
 
     Works under ``train_parallel`` and under ``torchrun`` (both set RANK,
     WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Writes ``rank{k}.pt`` to ``out_dir``.
+    ``loop(config, data, rank, world, dist)`` trains one config (default: the
+    DNI worker's loop; pipeline backprop passes its own).
     """
+    loop = loop or _worker_loop
     import torch.distributed as dist
 
     configs = check_configs(configs)
@@ -56,7 +62,7 @@ def run_worker(configs: ParallelConfig | Sequence[ParallelConfig], out_dir: str 
         results = []
         for config in configs:
             torch.set_num_threads(config.threads)
-            results.append(_worker_loop(config, data, rank, world, dist))
+            results.append(loop(config, data, rank, world, dist))
     finally:
         dist.destroy_process_group()
     if out_dir is not None:
@@ -112,7 +118,7 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
             learn(t - D)
         if config.eval_every and (t + 1) % config.eval_every == 0:
             e0 = time.perf_counter()
-            acc = _evaluate_pipelined(stage, data, config, rank, world, t, dist)
+            acc = evaluate_pipelined(stage.infer, data, config, rank, world, t, dist)
             eval_s += time.perf_counter() - e0
             evals.append((t + 1, time.perf_counter() - start - eval_s, acc))
         while len(sends) > 4:      # a few sends in flight; each keeps its buffer alive
@@ -123,7 +129,7 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
     while sends:
         sends.popleft().wait()
     elapsed = time.perf_counter() - start - eval_s
-    final = _evaluate_pipelined(stage, data, config, rank, world, config.steps, dist)
+    final = evaluate_pipelined(stage.infer, data, config, rank, world, config.steps, dist)
     dist.barrier()
     return {"rank": rank, "elapsed_s": elapsed, "wait_s": wait_s, "busy_s": stage.busy_s,
             "eval_s": eval_s, "delay_s": delay_s, "losses": losses, "evals": evals,
@@ -146,16 +152,17 @@ def _ping(dist: Any, rank: int, shape: tuple[int, ...], repeats: int = 20) -> fl
     return sorted(times)[len(times) // 2] if rank == 0 else float("nan")
 
 
-def _evaluate_pipelined(stage: Stage, data: Dataset, config: ParallelConfig, rank: int,
-                        world: int, step: int, dist: Any) -> float:
-    """Forward the test set through the pipeline; the last worker scores it."""
+def evaluate_pipelined(infer: Callable[[Tensor], Tensor], data: Dataset, config: ParallelConfig,
+                       rank: int, world: int, step: int, dist: Any) -> float:
+    """Forward the test set through the pipeline (``infer``: this rank's stage in eval mode);
+    the last worker scores it."""
     tag = _tag(step, _EVAL)
     if rank == 0:
         h = data.x_test
     else:
         h = torch.empty(len(data.y_test), config.width)
         dist.recv(h, src=rank - 1, tag=tag)
-    h = stage.infer(h)
+    h = infer(h)
     if rank < world - 1:
         dist.send(h.contiguous(), rank + 1, tag=tag)
         return float("nan")
@@ -177,13 +184,17 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="One worker of a pipelined DNI run "
-                                     "(start with torchrun --nproc-per-node K).")
+def worker_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every worker process takes (what ``launch.run_workers`` passes)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="JSON file with ParallelConfig fields")
     parser.add_argument("--out", default=None, help="folder for rank{k}.pt results")
     parser.add_argument("--data", default=None, help="saved Dataset tensors (default: MNIST-1D)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def worker_inputs(args: argparse.Namespace) -> tuple[list[ParallelConfig], Dataset | None]:
+    """The configs and data named by a worker's arguments; starts the orphan watch."""
     fields: Any = {}
     if args.config:
         with open(args.config) as f:
@@ -191,6 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     configs = [ParallelConfig(**c) for c in (fields if isinstance(fields, list) else [fields])]
     _exit_with_parent()
     data = Dataset(**torch.load(args.data)) if args.data else None
+    return configs, data
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = worker_parser("One worker of a pipelined DNI run "
+                         "(start with torchrun --nproc-per-node K).").parse_args(argv)
+    configs, data = worker_inputs(args)
     for result in run_worker(configs, args.out, data):
         if result["rank"] == int(os.environ["WORLD_SIZE"]) - 1:
             print(f"test accuracy {result['test_accuracy']:.2f}%, {result['elapsed_s']:.2f} s "
