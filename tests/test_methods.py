@@ -118,6 +118,10 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     assert loaded["provenance"]["torch"] == torch.__version__
     assert loaded["provenance"]["command"] == "python -m dni_lite.bench --preset tiny"
     assert loaded["row"]["speedup/backprop_1worker"] == pytest.approx(1.0)
+    # a method that never reached the target is "never" in the file, not an infinite
+    # value in the row a panel draws (the panel would call it a divergence)
+    assert all(math.isfinite(v) for v in result["row"].values())
+    assert result["methods"]["dni_pipeline"]["seconds_to_target"] > 0
     table = methods.format_table(result)
     assert "DNI pipeline" in table and "GPipe" in table and "1F1B" in table
     # a corrupt or partial file is refused with a clear error

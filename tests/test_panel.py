@@ -318,3 +318,20 @@ def test_plot_mode_follows_the_environment(monkeypatch):
     monkeypatch.setenv("DNI_LITE_PLOT", "svg")
     with pytest.raises(ValueError, match="DNI_LITE_PLOT"):
         plot_mode()
+
+
+def test_a_divergence_mark_sends_every_legend_name_at_once():
+    # a restyle that names only the diverged trace has left the others' names empty in
+    # the browser ("trace 0"); the plot sends the whole list
+    from dni_lite.display.live_plot import LivePlot, Plot
+    plot = LivePlot([Plot("m", ["acc/backprop", "acc/dni"])], mode="widget")
+    sent = []
+    original = plot.figure._send_restyle_msg
+    plot.figure._send_restyle_msg = lambda data, *a, **k: (sent.append((data, k)),
+                                                           original(data, *a, **k))
+    plot.append({"step": 1, "acc/backprop": 1.0, "acc/dni": 2.0})
+    plot.mark_diverged("dni", 1)
+    plot.redraw()
+    names = [data["name"] for data, _ in sent if "name" in data]
+    assert names == [["backprop", "DNI (diverged at step 1)"]]
+    assert [t.name for t in plot.figure.data] == names[0]

@@ -180,6 +180,12 @@ class LivePlot:
                 self._update_figure()
         else:
             self._update_figure()
+        names = self._names()
+        if names != [trace.name for trace in self.figure.data]:
+            # every name in one restyle: a front end given only the changed trace's
+            # name has been seen to drop the others' (legend entries "trace 0")
+            self.figure.plotly_restyle({"name": names})
+        if self.mode == "static":
             show_static(self.widget, self.figure)
         self._last_draw = time.monotonic()
         self.redraws += 1
@@ -191,10 +197,6 @@ class LivePlot:
             trace.x, trace.y = xs, ys
             trace.mode = "markers" if self.x_measured else (
                 "lines+markers" if len(xs) < FEW_POINTS else "lines")
-            name = self.names[line.style.group]
-            if line.style.group in self.diverged:
-                name += f" (diverged at {self.x_key} {self.diverged[line.style.group]})"
-            trace.name = name
             plot = self.plots[line.plot]
             if plot.zoom_tail and xs:
                 cut = xs[0] + (1 - plot.zoom_tail) * (xs[-1] - xs[0])
@@ -202,6 +204,16 @@ class LivePlot:
         for index, values in ranges.items():
             self.figure.update_yaxes(range=_padded(values, self.plots[index].log_y),
                                      row=1, col=index + 1)
+
+    def _names(self) -> list[str]:
+        """Each trace's legend name; a diverged method's says where it diverged."""
+        names = []
+        for line in self.lines:
+            name = self.names[line.style.group]
+            if line.style.group in self.diverged:
+                name += f" (diverged at {self.x_key} {self.diverged[line.style.group]})"
+            names.append(name)
+        return names
 
     def snapshot_png(self, width_px: int = 1100) -> bytes:
         """The figure as it is now, drawn with matplotlib: for readers without a kernel."""

@@ -117,7 +117,8 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                     ) -> Iterator[dict[str, float] | Progress]:
     """Measure the five methods; yield Progress heartbeats, and a row after each round.
 
-    Row keys follow ``<metric>/<method>``: ``examples_per_s``, ``seconds_to_target``,
+    Row keys follow ``<metric>/<method>``: ``examples_per_s``, ``seconds_to_target``
+    (absent while the target is not reached),
     ``accuracy`` (medians over the rounds so far), ``speedup`` (over one-worker
     backprop), ``speedup_vs_all_cores``, ``predicted_examples_per_s`` (the
     simulator, where it models the scheme); ``repeat`` counts the rounds.
@@ -179,7 +180,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             "cpu_count": cores, "stages": list(dni_config.stage_layers()),
             "micro_batches": best_m, "micro_batch_sweep": sweep,
             "methods": {name: {"examples_per_s": row[f"examples_per_s/{name}"],
-                               "seconds_to_target": row[f"seconds_to_target/{name}"],
+                               "seconds_to_target": row.get(f"seconds_to_target/{name}", math.inf),
                                "test_accuracy": row[f"accuracy/{name}"],
                                "predicted_examples_per_s": predicted.get(name),
                                "runs": [summary(x) for x in runs[name]]}
@@ -194,8 +195,9 @@ def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
     row: dict[str, float] = {}
     for name in METHODS:
         row[f"examples_per_s/{name}"] = statistics.median(x["examples_per_s"] for x in runs[name])
-        row[f"seconds_to_target/{name}"] = statistics.median(
-            time_to_accuracy(x["evals"], target) for x in runs[name])
+        seconds = statistics.median(time_to_accuracy(x["evals"], target) for x in runs[name])
+        if math.isfinite(seconds):   # "never reached" is no point to plot (and no divergence)
+            row[f"seconds_to_target/{name}"] = seconds
         row[f"accuracy/{name}"] = statistics.median(x["test_accuracy"] for x in runs[name])
         if name in predicted:
             row[f"predicted_examples_per_s/{name}"] = predicted[name]
