@@ -173,6 +173,13 @@ class DecoupledInterface(nn.Module):
         return self._h_upper
 
     @property
+    def prediction(self) -> Tensor:
+        """The synthesizer's last prediction (per-example units), with its graph: a worker
+        keeps it to regress on when its target arrives, instead of predicting again."""
+        self._require_forward()
+        return self._prediction
+
+    @property
     def synthetic_gradient(self) -> Tensor:
         """The synthetic dL/dh (batch-mean units) the lower module receives: the
         synthesizer's prediction, or zero under ``zero_output``."""

@@ -80,7 +80,7 @@ from dni_lite.parallel import ParallelConfig, train_in_process, train_parallel  
 def test_nb07_exact_match_check_passes_and_fails_on_another_schedule():
     config = ParallelConfig(width=32, depth=3, batch_size=16, steps=20, seed=3)
     pipelined, reference = train_parallel(config), train_in_process(config)
-    other = train_in_process(dataclasses.replace(config, target_delay=0))
+    other = train_in_process(dataclasses.replace(config, target_delay=2))
     assert nb07.pipeline_matches_reference(pipelined, reference, other).startswith("PASS")
     with pytest.raises(ClaimFailed):
         nb07.pipeline_matches_reference(pipelined, other, reference)

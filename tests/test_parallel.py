@@ -1,13 +1,16 @@
 """Pipelined DNI on torch.distributed: 2 local workers, in order, exact, and clean failures."""
 from __future__ import annotations
 
+import dataclasses
 import os
+from unittest import mock
 
 import pytest
 import torch
 
 from dni_lite.parallel import ParallelConfig, WorkerError, bench, train_in_process, train_parallel
-from dni_lite.parallel.stage import load_data
+from dni_lite.claims import nb07 as claims_nb07
+from dni_lite.parallel.stage import build_stages, load_data
 from dni_lite.parallel.worker import run_worker
 
 SMALL = dict(width=32, depth=3, batch_size=16, seed=3)
@@ -96,6 +99,31 @@ def test_stage_split_and_delay_zero_matches_schedule(data):
     # without delay the targets are used in the step they belong to
     ref = train_in_process(ParallelConfig(steps=3, trace_steps=3, target_delay=0, **SMALL), data)
     assert [s for s, _ in ref["trace"][0]["targets"]] == [0, 1, 2]
+
+
+def test_synthesizer_regresses_its_kept_prediction_without_a_second_forward(data):
+    calls = []
+
+    def count_forwards(config, data):
+        stages = build_stages(config, data)
+        stages[0].interface.synthesizer.register_forward_hook(lambda *_: calls.append(1))
+        return stages
+
+    config = ParallelConfig(steps=6, **SMALL)
+    with mock.patch("dni_lite.parallel.reference.build_stages", count_forwards):
+        calls.clear()
+        delay1 = train_in_process(config, data)
+        once = len(calls)
+        calls.clear()
+        delay2 = train_in_process(dataclasses.replace(config, target_delay=2), data)
+        stale = len(calls)
+    assert once == 6            # one prediction per step, no forward to regress
+    # a target two steps late finds the synthesizer changed (all but the first): it predicts again
+    assert stale == 6 + 5
+    # with the target regressed before the next prediction, delay 1 is delay 0's arithmetic exactly
+    delay0 = train_in_process(dataclasses.replace(config, target_delay=0), data)
+    assert claims_nb07.same_weights(delay1, delay0)
+    assert not claims_nb07.same_weights(delay1, delay2)
 
 
 def test_bench_pieces(data):

@@ -1,7 +1,7 @@
 """Notebook 07's claims: the pipelined run is the in-process run, and it learns from its synthesizers;
 pipeline backprop (GPipe, 1F1B) computes backprop's exact gradients.
 
-Controls: the in-process run with another schedule (``target_delay=0``), which
+Controls: the in-process run with another schedule (``target_delay=2``), which
 the pipelined run must *not* match (so the comparison can tell schedules
 apart); the same run with the synthetic gradients zeroed
 (``ablation="zero_synthetic_gradient"``), which the DNI run must beat; and the

@@ -32,8 +32,9 @@ def train_in_process(config: ParallelConfig, data: Dataset | None = None,
                      stop: threading.Event | None = None) -> dict[str, Any]:
     """Run the pipelined schedule sequentially in this process (``threads``: default config's).
 
-    Stage k at minibatch t does exactly what worker k does: ``step`` on t,
-    then ``learn_synthesizer`` with the target of t - ``target_delay``. The
+    Stage k at minibatch t does exactly what worker k does: ``forward`` on t,
+    ``learn_synthesizer`` with the target of t - ``target_delay``, then
+    ``update`` (with ``target_delay=0``: ``learn_synthesizer`` last). The
     result has the same fields as ``train_parallel``'s. Setting ``stop``
     raises ``runner.Stopped`` before the next step.
     """
@@ -70,14 +71,17 @@ def train_in_process(config: ParallelConfig, data: Dataset | None = None,
             for k, stage in enumerate(stages):
                 if k > 0 and t < config.trace_steps:
                     trace[k]["activations"].append((t, h.clone()))
-                result = stage.step(h, y)
+                h_out = stage.forward(h, y)
+                if k < K - 1 and D > 0 and t - D >= 0:
+                    learn(k, t - D)
+                result = stage.update()
                 if k > 0:
                     targets[k - 1][t] = result.grad_in
-                h = result.h_out
+                h = h_out
             losses.append(result.loss)
             for k in range(K - 1):
-                if t - D >= 0:
-                    learn(k, t - D)
+                if D == 0:
+                    learn(k, t)
             if config.eval_every and (t + 1) % config.eval_every == 0:
                 e0 = clock(device)
                 acc = evaluate(stages, data)

@@ -10,13 +10,14 @@ import time
 from collections import deque
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.datasets import Dataset, load_dataset, minibatch_indices
 from ..diagnostics import percent_correct
-from ..experiments.mlp import MLP, LayerStep, layer_step
-from ..interface import (DecoupledInterface, context_shuffler, label_context, regression_target,
-                         synthesizer_loss)
+from ..experiments.mlp import MLP, LayerStep
+from ..interface import (DecoupledInterface, context_shuffler, label_context, regression_loss,
+                         regression_target, synthesizer_loss)
 from ..runner import seeded
 from ..synthesizer import Synthesizer
 from .config import ParallelConfig
@@ -44,15 +45,17 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[Tensor
 class Stage:
     """One worker's share: consecutive MLP layers, the synthesizer at their output, optimisers.
 
-    ``step`` is notebook 03's ``layer_step`` (forward, update at once from the
-    synthetic gradient, or from the real loss on the last stage);
+    A step is notebook 03's ``layer_step`` cut in two, so the worker can send
+    ``h_out`` up before it learns: ``forward`` runs the layers; ``update``
+    asks the synthesizer for dL/dh_out (or takes the real loss on the last
+    stage), backpropagates it into the stage and steps.
     ``learn_synthesizer`` regresses the synthesizer toward a target that
-    arrived later, on the activation (and context) it belongs to. ``busy_s``
-    adds up the compute time of both.
-    The regression runs the synthesizer forward again on the kept
-    activation: regressing the prediction made at ``step`` instead (no second
-    forward, but the weights it had one update ago) cost notebook 07's model
-    8.7 points of test accuracy (57.5% to 48.8%, seed 0).
+    arrived later. It regresses the *prediction kept from that step*, with no
+    second forward pass, whenever the synthesizer has not changed since it
+    made it: a worker learns each due target before its next prediction, so
+    with ``target_delay`` 0 or 1 it never has. With a longer delay the kept
+    prediction is stale and the synthesizer runs forward again on the kept
+    activation. ``busy_s`` adds up the compute time of all three.
     """
 
     def __init__(self, module: nn.Module, interface: DecoupledInterface | None,
@@ -67,31 +70,64 @@ class Stage:
         self.opt = torch.optim.Adam(module.parameters(), lr=config.lr)
         self.synth_opt = (torch.optim.Adam(interface.parameters(), lr=config.synth_lr)
                           if interface is not None else None)
-        self.pending: deque[tuple[Tensor, Tensor | None]] = deque()
+        # per step awaiting its target: activation, context, prediction, synthesizer updates so far
+        self.pending: deque[tuple[Tensor, Tensor | None, Tensor, int]] = deque()
+        self.synth_updates = 0
         self.busy_s = 0.0
+        self._step: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def forward(self, h_in: Tensor, y: Tensor) -> Tensor | None:
+        """Run the stage's layers on ``h_in``; return the activation to send up (None on the last)."""
+        t0 = time.perf_counter()
+        self.module.train()
+        h_in = h_in.detach().requires_grad_(not self.first)
+        out = self.module(h_in)
+        self._step = (h_in, out, y)
+        self.busy_s += time.perf_counter() - t0
+        return None if self.last else out.detach()
+
+    def update(self) -> LayerStep:
+        """Learn from the forward just run: the synthetic gradient of dL/dh_out, or the real loss.
+
+        ``grad_in`` is what goes down: the (bootstrapped) target for the synthesizer below.
+        """
+        if self._step is None:
+            raise RuntimeError("call forward before update")
+        t0 = time.perf_counter()
+        (h_in, out, y), self._step = self._step, None
+        self.opt.zero_grad(set_to_none=True)
+        if self.last:
+            loss_t = F.cross_entropy(out, y)
+            loss_t.backward()
+            h_out, loss = None, float(loss_t.detach())
+        else:
+            context = label_context(y, self.n_classes, self.shuffle) if self.conditioned else None
+            h_out = self.interface(out, context).detach()
+            self.interface.backward()
+            self.pending.append((h_out, context, self.interface.prediction, self.synth_updates))
+            loss = None
+        self.opt.step()
+        self.busy_s += time.perf_counter() - t0
+        return LayerStep(h_out, h_in.grad, loss)
 
     def step(self, h_in: Tensor, y: Tensor) -> LayerStep:
-        """Forward and update at once; ``h_out`` goes up, ``grad_in`` goes down."""
-        t0 = time.perf_counter()
-        context = label_context(y, self.n_classes, self.shuffle) if self.conditioned else None
-        result = layer_step(self.module, self.opt, h_in.detach(), interface=self.interface,
-                            context=context if self.interface else None,
-                            y=y if self.last else None, send_gradient=not self.first)
-        if self.interface is not None:
-            result.h_out = result.h_out.detach()
-            self.pending.append((result.h_out, context))
-        self.busy_s += time.perf_counter() - t0
-        return result
+        """``forward`` then ``update``: one step with nothing in between."""
+        self.forward(h_in, y)
+        return self.update()
 
     def learn_synthesizer(self, target: Tensor) -> float:
-        """Regress the synthesizer, on the oldest pending activation, toward ``target``."""
+        """Regress the synthesizer, on the oldest pending step, toward ``target``."""
         t0 = time.perf_counter()
-        h, context = self.pending.popleft()
+        h, context, prediction, updates = self.pending.popleft()
         self.synth_opt.zero_grad(set_to_none=True)
         target = regression_target(target, self.bootstrapped, self.ablation)
-        loss = synthesizer_loss(self.interface.synthesizer, h, target, context)
+        if updates == self.synth_updates:       # made by the synthesizer as it is now
+            loss = regression_loss(prediction, target)
+        else:
+            loss = synthesizer_loss(self.interface.synthesizer, h, target, context)
         loss.backward()
         self.synth_opt.step()
+        self.synth_updates += 1
         self.busy_s += time.perf_counter() - t0
         return float(loss.detach())
 

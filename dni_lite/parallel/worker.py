@@ -1,10 +1,11 @@
 """One worker of a pipelined DNI run: its stage, talking to its neighbours through torch.distributed.
 
 Worker k at minibatch t receives h_{k-1}(t) (worker 0 reads x), runs its
-stage and updates at once from its synthetic gradient, sends h_k(t) up and
-the bootstrapped target for worker k-1 down (non-blocking), then regresses
-its own synthesizer on the target of step t - ``target_delay`` from worker
-k+1. Start K of them with ``train_parallel`` or with
+stage forward and sends h_k(t) up (non-blocking); it regresses its
+synthesizer on the target of step t - ``target_delay`` from worker k+1, then
+updates its stage from the fresh synthesizer's prediction and sends the
+bootstrapped target for worker k-1 down. (With ``target_delay=0`` it must
+predict before it can learn, so it learns last.) Start K of them with ``train_parallel`` or with
 ``torchrun --nproc-per-node K -m dni_lite.parallel --config cfg.json``.
 """
 from __future__ import annotations
@@ -108,14 +109,17 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
             h_in = recv(rank - 1, _tag(t, _ACT))
             if t < config.trace_steps:
                 trace["activations"].append((t, h_in.clone()))
-        result = stage.step(h_in, y)
+        h_out = stage.forward(h_in, y)
         if not last:
-            sends.append(dist.isend(result.h_out, rank + 1, tag=_tag(t, _ACT)))
+            sends.append(dist.isend(h_out, rank + 1, tag=_tag(t, _ACT)))
+            if D > 0 and t - D >= 0:     # learn what is due before predicting again
+                learn(t - D)
+        result = stage.update()
         if not first:
             sends.append(dist.isend(result.grad_in, rank - 1, tag=_tag(t, _TARGET)))
+        if not last and D == 0:
+            learn(t)
         losses.append(result.loss)
-        if not last and t - D >= 0:
-            learn(t - D)
         if config.eval_every and (t + 1) % config.eval_every == 0:
             e0 = time.perf_counter()
             acc = evaluate_pipelined(stage.infer, data, config, rank, world, t, dist)
