@@ -13,7 +13,7 @@ of batches, and are logged the same way. This module holds that loop once:
   ``log_every`` steps yield one row of metrics.
 * ``Progress``: what a long experiment yields between its metric rows, so
   that whoever drives it can show how far it is, and stop it, at once.
-* ``run_to_end(experiment)``: drive an experiment without a panel.
+* ``run_to_end(experiment)``, ``rows(experiment)``: drive an experiment without a panel.
 
 Metric keys follow one scheme: ``<metric>/<variant>`` or
 ``<metric>/<variant>/<layer>`` (for example ``acc/cdni``, ``cos/dni/L2``);
@@ -124,10 +124,13 @@ class Result:
                 if metric_key(metric, v) in self.last}
 
 
+HEARTBEAT_S = 0.2   # a long-running loop yields a Progress at least this often
+
+
 def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: int,
              log_every: int, evaluate: Callable[[str, Any], Mapping[str, float]],
              header: Callable[[int], Row] | None = None, timed: bool = False,
-             data: Any = None, settings: Any = None) -> Iterator[Row]:
+             data: Any = None, settings: Any = None) -> Iterator[Row | Progress]:
     """Train every variant on each batch in turn; every ``log_every`` steps yield a row.
 
     A row holds ``step``, the ``header(step)`` fields, each variant's windowed
@@ -138,18 +141,30 @@ def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: i
     whoever draws it can say where); the others go on. The run ends when no
     variant is left or a header value is not finite. The generator returns a
     ``Result``.
+
+    Between rows it yields a ``Progress`` heartbeat whenever ``HEARTBEAT_S``
+    has passed since its last yield, so a panel can stop it at once however
+    long a row takes. Use ``run_to_end`` (or skip ``Progress``) to get the rows.
     """
     names = list(trainers)
     batches = iter(batches)
     window: dict[str, list[Mapping[str, float]]] = {name: [] for name in names}
     seconds = {name: 0.0 for name in names}
     row: Row = {}
+    last_yield = time.perf_counter()
+
+    def heartbeat_due() -> bool:
+        return time.perf_counter() - last_yield >= HEARTBEAT_S
+
     for step in range(1, steps + 1):
         batch = next(batches)
         for name in names:
             start = time.perf_counter()
             window[name].append(trainers[name].step(*batch))
             seconds[name] += time.perf_counter() - start
+            if heartbeat_due():
+                yield Progress(step, steps, f"step {step} of {steps}")
+                last_yield = time.perf_counter()
         if step % log_every and step != steps:
             continue
         row = {"step": step, **(header(step) if header else {})}
@@ -164,7 +179,11 @@ def lockstep(trainers: Mapping[str, Trainer], batches: Iterable[tuple], steps: i
             if not _all_finite(part):
                 diverged.append(name)
             row.update(part)
+            if heartbeat_due():
+                yield Progress(step, steps, f"evaluating at step {step}")
+                last_yield = time.perf_counter()
         yield row
+        last_yield = time.perf_counter()
         names = [name for name in names if name not in diverged]
         if not names or not header_ok:
             break
@@ -198,8 +217,14 @@ class Progress:
     what: str = ""
 
 
-def run_to_end(experiment: Iterator[Row]) -> tuple[list[Row], Any]:
-    """Drive an experiment generator to its end; return its metric rows and its return value."""
+def rows(experiment: Iterator[Row | Progress]) -> Iterator[Row]:
+    """An experiment's metric rows as they come, its ``Progress`` heartbeats skipped."""
+    return (item for item in experiment if not isinstance(item, Progress))
+
+
+def run_to_end(experiment: Iterator[Row | Progress]) -> tuple[list[Row], Any]:
+    """Drive an experiment generator to its end; return its metric rows (``Progress``
+    heartbeats skipped) and its return value."""
     rows = []
     while True:
         try:

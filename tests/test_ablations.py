@@ -10,7 +10,7 @@ from dni_lite.experiments.mlp import MLP, DecoupledMLP, compare_mlp
 from dni_lite.experiments.recurrent import RecurrentCore, TruncatedBPTT
 from dni_lite.interface import label_context, regression_target
 from dni_lite.parallel import ParallelConfig, train_in_process
-from dni_lite.runner import run_to_end
+from dni_lite.runner import rows as metric_rows, run_to_end
 from dni_lite.synthesizer import Synthesizer
 from dni_lite.data.tasks import copy_batch
 
@@ -90,7 +90,7 @@ def test_ablation_fields_reach_every_experiment_and_are_validated():
         next(compare_mlp(ablation="dropout"))
     with pytest.raises(ValueError, match="ablation"):
         next(compare_linear(ablation="no_bootstrap"))     # one interface: nothing to bootstrap
-    row = next(compare_methods(method="cdni", steps=20, log_every=20, ablation="no_bootstrap"))
+    row = next(metric_rows(compare_methods(method="cdni", steps=20, log_every=20, ablation="no_bootstrap")))
     assert "acc/cdni" in row
     config = ParallelConfig(width=16, depth=3, batch_size=16, steps=5, ablation="zero_synthetic_gradient")
     result = train_in_process(config)

@@ -3,24 +3,25 @@ import torch
 
 from dni_lite.experiments.deep_linear import (DeepLinearNet, compare_deep_linear, compare_methods,
                                   make_digits, tail_mean)
+from dni_lite.runner import rows as metric_rows
 
 
 def test_lambda_one_reproduces_backprop_exactly():
-    rows = list(compare_deep_linear(depth=6, steps=60, log_every=10, variants="none",
-                                    sweep=(0.0, 1.0)))
+    rows = list(metric_rows(compare_deep_linear(depth=6, steps=60, log_every=10, variants="none",
+                                                sweep=(0.0, 1.0))))
     assert all(r["test_loss/lam=1"] == r["test_loss/backprop"] for r in rows)
     assert any(r["test_loss/lam=0"] != r["test_loss/backprop"] for r in rows)
 
 
 def test_cdni_tracks_backprop_on_the_deep_linear_regression():
-    rows = list(compare_deep_linear(depth=6, steps=300, variants="cdni"))
+    rows = list(metric_rows(compare_deep_linear(depth=6, steps=300, variants="cdni")))
     assert rows[-1]["cos/cdni"] > 0.8
     assert tail_mean(rows, "test_loss/cdni", 3) < 0.6 * rows[0]["test_loss/cdni"]
     assert tail_mean(rows, "test_loss/cdni", 3) < 1.3 * tail_mean(rows, "test_loss/backprop", 3)
 
 
 def test_compare_methods_runs_every_method_from_the_same_start():
-    rows = list(compare_methods(method="all", steps=20, log_every=10))
+    rows = list(metric_rows(compare_methods(method="all", steps=20, log_every=10)))
     names = ["backprop", "no_backprop", "dni", "cdni", "fa", "dfa", "kickback"]
     assert [k for k in rows[-1] if k.startswith("acc/")] == [f"acc/{n}" for n in names]
     assert all(0.0 <= rows[-1][f"acc/{n}"] <= 100.0 for n in names)     # percent
@@ -48,18 +49,18 @@ def test_digits_task_is_standardised_and_binary():
 
 
 def test_a_diverging_run_reports_a_non_finite_metric():
-    rows = list(compare_methods(method="fa", model_lr=50.0, steps=200, log_every=10))
+    rows = list(metric_rows(compare_methods(method="fa", model_lr=50.0, steps=200, log_every=10)))
     assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
-    rows = list(compare_deep_linear(depth=6, model_lr=5.0, steps=100, log_every=10,
-                                    variants="cdni"))
+    rows = list(metric_rows(compare_deep_linear(depth=6, model_lr=5.0, steps=100, log_every=10,
+                                                variants="cdni")))
     assert any(v != v or abs(v) == float("inf") for r in rows for v in r.values())
 
 
 def test_label_free_dni_learns_with_an_mlp_synthesizer_not_with_a_linear_one():
-    mlp = list(compare_methods(method="dni", dni_synthesizer="mlp", dni_synth_lr=2.0,
-                               steps=800))[-1]
+    mlp = list(metric_rows(compare_methods(method="dni", dni_synthesizer="mlp", dni_synth_lr=2.0,
+                                           steps=800)))[-1]
     assert mlp["acc/dni"] >= mlp["acc/no_backprop"] + 5, mlp
-    linear = list(compare_methods(method="dni", steps=800))[-1]
+    linear = list(metric_rows(compare_methods(method="dni", steps=800)))[-1]
     assert linear["acc/dni"] <= linear["acc/no_backprop"] + 15, linear
     with pytest.raises(ValueError, match="dni_synthesizer"):
         next(compare_methods(dni_synthesizer="lstm"))

@@ -3,6 +3,7 @@ import itertools
 
 import pytest
 
+from dni_lite.runner import rows as metric_rows
 from dni_lite.experiments.linear import compare_linear, make_regression
 
 
@@ -36,7 +37,7 @@ def test_same_seed_same_numbers():
 
 
 def test_cdni_learns_the_exact_gradient_and_dni_does_not():
-    rows = list(compare_linear(steps=800))
+    rows = list(metric_rows(compare_linear(steps=800)))
     tail = rows[-8:]
     cos_cdni = sum(r["cos/cdni"] for r in tail) / len(tail)
     cos_dni = sum(r["cos/dni"] for r in tail) / len(tail)

@@ -162,6 +162,39 @@ def test_progress_heartbeats_are_shown_and_stop_a_slow_sweep_at_once():
     assert panel.history == []                    # heartbeats are not rows
 
 
+class SlowTrainer:
+    def step(self, x):
+        time.sleep(0.05)
+        return {"loss": float(x)}
+
+
+def slow_lockstep(settings: CountSettings):
+    """Two variants whose rows take 2 s each (20 steps of 50 ms): Stop must not wait for a row."""
+    from dni_lite.runner import lockstep
+    return lockstep({"a": SlowTrainer(), "b": SlowTrainer()}, ((float(i),) for i in range(10 ** 6)),
+                    settings.steps, log_every=20, evaluate=lambda name, trainer: {})
+
+
+def test_lockstep_heartbeats_between_rows_so_stop_works_within_a_row():
+    from dni_lite.runner import Progress, rows
+    items = list(slow_lockstep(CountSettings(steps=20)))
+    beats = [i for i in items if isinstance(i, Progress)]
+    assert len(beats) >= 5 and all(0 < b.done <= 20 and b.total == 20 for b in beats)
+    assert [r["step"] for r in rows(iter(items))] == [20]       # the rows are unchanged
+    assert items[-1] == {"step": 20, "loss/a": 9.5, "loss/b": 9.5}
+    panel = ExperimentPanel(slow_lockstep, CountSettings(steps=100), {}, [Plot("loss", ["loss/a"])])
+    panel.start()
+    deadline = time.monotonic() + 10
+    while "step" not in panel.status_text:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    asked = time.monotonic()
+    panel.stop()
+    assert panel.wait(5) == "stopped"
+    assert time.monotonic() - asked < 0.5
+    assert panel.history == []                    # stopped inside the first row
+
+
 def test_closing_a_panel_stops_its_run_and_retires_it():
     panel = ExperimentPanel(count, CountSettings(delay_s=0.01), {}, [Plot("value", ["value"])])
     panel.start()

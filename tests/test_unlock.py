@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dni_lite.experiments.mlp import MLP, DecoupledMLP, compare_mlp
-from dni_lite.runner import run_to_end
+from dni_lite.runner import rows as metric_rows, run_to_end
 from dni_lite.experiments.unlock import (SyntheticInput, Unlocking, UnlockedMLP, compare_unlocked,
                              complete_unlocking, input_step, stale_synthesizer_step,
                              staleness, stochastic_updates)
@@ -121,11 +121,11 @@ def test_forward_unlocking_feeds_layers_synthetic_inputs_and_the_error_falls():
 
 
 def test_experiments_yield_their_variants():
-    row = next(stochastic_updates(p=0.5, **SMALL))
+    row = next(metric_rows(stochastic_updates(p=0.5, **SMALL)))
     assert {"acc/no_backprop", "acc/every_step", "acc/stochastic"} <= set(row)
-    row = next(staleness(delay=8, forward_unlock=True, **SMALL))
+    row = next(metric_rows(staleness(delay=8, forward_unlock=True, **SMALL)))
     assert {"acc/d0", "acc/d_quarter", "acc/d_full", "input_err/d0/L2"} <= set(row)
-    row = next(complete_unlocking(**SMALL))
+    row = next(metric_rows(complete_unlocking(**SMALL)))
     assert {"acc/update_decoupled", "acc/unlocked", "input_err/unlocked/L4"} <= set(row)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..experiments.linear import LinearNet, compare_linear, make_regression, squared_loss
-from ..runner import seeded
+from ..runner import rows as rows_of, seeded
 from . import NOT_YET, call_student, number_or_hint
 
 
@@ -54,7 +54,7 @@ def check_slow_synthesizer(synth_lr: float | None) -> str:
         return hint
     if not 0 < synth_lr <= 1:
         return "Not yet: synth_lr must be a number in (0, 1]."
-    rows = list(compare_linear(synth_lr=float(synth_lr), variants="cdni", controls=()))
+    rows = list(rows_of(compare_linear(synth_lr=float(synth_lr), variants="cdni", controls=())))
     tail = rows[-max(1, len(rows) // 10):]
     cosine = statistics.mean(r["cos/cdni"] for r in tail)
     if cosine < 0.9:

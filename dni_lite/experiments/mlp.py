@@ -505,14 +505,15 @@ def sweep_depth(settings: SweepSettings | None = None, **overrides) -> Iterator[
     for i, d in enumerate(s.depths):
         for j, seed in enumerate(s.seeds):
             run = compare_mlp(s, depth=d, seed=seed)
-            while True:                  # a heartbeat per logged row: the sweep stops at once
+            while True:                  # a heartbeat per row and heartbeat: the sweep stops at once
                 try:
                     row = next(run)
                 except StopIteration as end:
                     result = end.value
                     break
-                yield Progress(i * len(s.seeds) + j + row["epoch"] / s.epochs, runs,
-                               f"depth {d}, seed {seed}")
+                part = (row.done / row.total if isinstance(row, Progress)
+                        else row["epoch"] / s.epochs)
+                yield Progress(i * len(s.seeds) + j + part, runs, f"depth {d}, seed {seed}")
             for variant, acc in result.final("acc").items():
                 errors.setdefault(variant, {}).setdefault(d, []).append(100.0 - acc)
         row: dict[str, float] = {"depth": d}
