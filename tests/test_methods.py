@@ -135,6 +135,42 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
         methods.load(tmp_path / "partial.json")
 
 
+def _worker_processes() -> list[int]:
+    from pathlib import Path
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"-m dni_lite.parallel" in cmd and b"--config" in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),
+                                          ("GPipe: trying", 400), ("DNI pipeline", 100)])
+def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps):
+    import threading
+    import time
+
+    from dni_lite.runner import Progress
+    run = methods.compare_methods(depth=7, width=512, batch_size=128, steps=steps, eval_every=steps,
+                                  repeats=1, micro_batches=(2,), seed=0)
+    deadline = time.monotonic() + 120
+    for item in run:                       # run until the phase is under way
+        assert isinstance(item, Progress), "a round ended before the phase was reached"
+        assert time.monotonic() < deadline
+        if item.what.startswith(phase) and (phase.startswith("measuring") or _worker_processes()):
+            break
+    time.sleep(0.3)
+    start = time.monotonic()
+    run.close()                            # what the panel's Stop does
+    assert time.monotonic() - start < 1.0
+    assert not _worker_processes()
+    assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
+
+
 def test_the_committed_reference_run_loads_with_its_provenance():
     ref = methods.load(methods.reference_path("default"))
     assert ref["provenance"]["command"] == ("python -m dni_lite.bench --preset default "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import threading
 from typing import Any, Sequence
 
 from ..validate import check_float, check_int
@@ -18,8 +19,8 @@ from .bench import stage_costs
 from .config import ParallelConfig
 
 
-def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10
-                ) -> dict[str, Any]:
+def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10,
+                stop: threading.Event | None = None) -> dict[str, Any]:
     """Median seconds per minibatch, on one thread, of each layer and of one synthesizer.
 
     ``layers``: forward + backward + Adam update of each of the ``depth + 1``
@@ -27,7 +28,7 @@ def layer_costs(config: ParallelConfig, data: Any = None, repeats: int = 10
     Measured by ``bench.stage_costs`` on the same model cut one layer per stage.
     """
     per_layer = dataclasses.replace(config, workers=config.depth + 1, stages=None).validate()
-    costs = stage_costs(per_layer, data, repeats)
+    costs = stage_costs(per_layer, data, repeats, stop)
     return {"layers": [f + b for f, b in zip(costs["forward"], costs["backward"])],
             "synth": statistics.median(costs["synth"][:-1])}
 
@@ -75,8 +76,10 @@ def stage_cost(costs: Sequence[float], synth: float, stages: Sequence[int]) -> l
     return out
 
 
-def balanced(config: ParallelConfig, data: Any = None, repeats: int = 10) -> ParallelConfig:
-    """``config`` with its ``stages`` chosen from costs measured on this machine."""
-    measured = layer_costs(config, data, repeats)
+def balanced(config: ParallelConfig, data: Any = None, repeats: int = 10,
+             stop: threading.Event | None = None) -> ParallelConfig:
+    """``config`` with its ``stages`` chosen from costs measured on this machine (``stop``:
+    see ``bench.stage_costs``)."""
+    measured = layer_costs(config, data, repeats, stop)
     stages = balanced_stages(measured["layers"], measured["synth"], config.workers)
     return dataclasses.replace(config, stages=stages).validate()

@@ -35,7 +35,7 @@ import torch
 
 from ..experiments import timeline
 from ..interface import label_context
-from ..runner import Progress, Settings
+from ..runner import Progress, Settings, check_stop
 from ..validate import check_float, check_int
 from .config import ParallelConfig
 from .devices import device_name
@@ -46,13 +46,15 @@ from .stage import batch_indices, build_stages, load_data
 DEFAULT_OUT = "bench_results.json"
 
 
-def stage_costs(config: ParallelConfig, data: Any = None, repeats: int = 20) -> dict[str, list[float]]:
+def stage_costs(config: ParallelConfig, data: Any = None, repeats: int = 20,
+                stop: threading.Event | None = None) -> dict[str, list[float]]:
     """Median seconds per minibatch of each stage's forward, backward+update and synthesizer.
 
     Measured in this process with one thread (what a worker has). ``forward``
     is the stage's forward pass; ``synth`` the synthesizer's prediction plus
     its regression step; ``backward`` the rest of the stage's step (backward
-    pass and optimiser update).
+    pass and optimiser update). Setting ``stop`` raises ``runner.Stopped``
+    before the next minibatch.
     """
     check_int("repeats", repeats, 3)
     data = data if data is not None else load_data(config.seed)
@@ -64,6 +66,7 @@ def stage_costs(config: ParallelConfig, data: Any = None, repeats: int = 20) -> 
         cost: dict[str, list[list[float]]] = {k: [[] for _ in stages]
                                               for k in ("forward", "backward", "synth")}
         for r, idx in enumerate(batches):
+            check_stop(stop)
             h, y = data.x[idx], data.y[idx]
             for k, stage in enumerate(stages):
                 t0 = time.perf_counter()
@@ -243,7 +246,8 @@ def benchmark(settings: BenchSettings | None = None, **overrides) -> Iterator[di
                 runs[name].append(run)
                 done += 1
         med = {name: _median_field(runs[name], "examples_per_s") for name in runners}
-        costs = stage_costs(configs[w], data)
+        costs = yield from _in_background(lambda: stage_costs(configs[w], data, stop=stop), stop,
+                                          done, total, f"width {w}: measuring per-stage costs")
         delay = statistics.median(p["delay_s"] for p in runs["pipelined"])
         sim = predict(costs, delay, steps, batch_size)
         row = {"width": w, "workers": workers, "depth": depth, "device": device_name("cpu"),

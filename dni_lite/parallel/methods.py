@@ -130,14 +130,14 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
     cores = os.cpu_count() or 1
     stop = threading.Event()
     started = time.perf_counter()
-    total = len(s.micro_batches) * 2 + s.repeats * len(METHODS) + 1
+    total = len(s.micro_batches) * 2 + s.repeats * len(METHODS) + 2
     done = 0
 
     # 1. the DNI pipeline's stages, from measured per-layer costs
     dni_config = config
     if s.balance:
-        dni_config = yield from _in_background(lambda: balanced(config, data), stop, done, total,
-                                               "measuring per-layer costs")
+        dni_config = yield from _in_background(lambda: balanced(config, data, stop=stop), stop,
+                                               done, total, "measuring per-layer costs")
     done += 1
     # 2. the best micro-batch count for each pipeline schedule (one short run each)
     short = dataclasses.replace(config, steps=max(10, s.steps // 4), eval_every=0)
@@ -160,7 +160,9 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
         "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
     }
-    costs = stage_costs(dni_config, data)   # per stage, for the simulator
+    costs = yield from _in_background(lambda: stage_costs(dni_config, data, stop=stop), stop,
+                                      done, total, "measuring per-stage costs for the simulator")
+    done += 1
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
     for r in range(s.repeats):
         order = list(METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)])
