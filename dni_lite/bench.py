@@ -27,10 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="training steps per run (default: the preset's)")
     parser.add_argument("--workers", type=int, help="pipeline workers (default: the preset's)")
     parser.add_argument("--seed", type=int, help="seed of weights and batches (default 0)")
+    parser.add_argument("--no-cuda", action="store_true",
+                        help="ignore a GPU if present (default: also measure backprop and DNI on it)")
     parser.add_argument("--out", default=None, help="write the results JSON here")
     args = parser.parse_args(argv)
     changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
                                  ("workers", args.workers), ("seed", args.seed)) if v is not None}
+    if args.no_cuda:
+        changes["cuda"] = False
     try:
         settings = dataclasses.replace(methods.PRESETS[args.preset], **changes)
     except ValueError as exc:

@@ -101,6 +101,11 @@ def test_methods_settings_and_presets():
         methods.MethodsSettings(batch_size=64, micro_batches=(3,))
     with pytest.raises(ValueError, match="workers"):
         methods.MethodsSettings(depth=1, workers=3)
+    assert methods.MethodsSettings(cuda=False).methods() == methods.METHODS
+    if not torch.cuda.is_available():
+        assert methods.MethodsSettings().methods() == methods.METHODS
+        with pytest.raises(ValueError, match="cuda"):
+            methods.MethodsSettings(cuda=True)
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
 
 
@@ -110,9 +115,10 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     out = tmp_path / "bench.json"
     result = methods.run(settings, out, argv=["--preset", "tiny"], log=lambda *_: None)
     loaded = methods.load(out)
-    assert set(loaded["methods"]) == set(methods.METHODS)
+    assert set(loaded["methods"]) == set(settings.methods())
     for name, m in loaded["methods"].items():
         assert m["examples_per_s"] > 0 and m["test_accuracy"] > 0, name
+        assert m["device"].startswith("cuda" if name in methods.GPU_METHODS else "cpu"), name
     for scheme in methods.SCHEMES:
         assert loaded["methods"][scheme]["predicted_examples_per_s"] > 0
     assert loaded["provenance"]["torch"] == torch.__version__

@@ -12,6 +12,11 @@ On the same model, data, batches, optimiser and K workers:
 * ``dni_pipeline``: the decoupled pipeline (``train_parallel``), its stages
   chosen from measured per-layer costs (``balance.balanced``).
 
+Where a CUDA GPU is present (``cuda=None`` uses it, ``False`` ignores it) two
+more run on it: ``backprop_gpu`` and ``dni_1process_gpu`` (the DNI schedule in
+one process; the pipelines stay on the CPU: gloo moves CPU tensors). Every
+method's entry in the result names the device its figures came from.
+
 Every method runs ``repeats`` times, interleaved (the order rotates each
 round), and figures are medians. Each row also carries notebook 00's
 simulator's prediction for each scheme from the per-stage costs measured
@@ -45,12 +50,14 @@ from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
 from .pipeline_backprop import check_micro_batches, train_pipeline_backprop
-from .reference import train_backprop
+from .reference import train_backprop, train_in_process
 from .stage import load_data
 
 METHODS = ("backprop_1worker", "backprop_all_cores", "gpipe", "1f1b", "dni_pipeline")
 METHOD_NAMES = {"backprop_1worker": "backprop, 1 worker", "backprop_all_cores": "backprop, all cores",
                 "gpipe": "GPipe", "1f1b": "1F1B", "dni_pipeline": "DNI pipeline"}
+GPU_METHODS = ("backprop_gpu", "dni_1process_gpu")
+METHOD_NAMES.update({"backprop_gpu": "backprop, GPU", "dni_1process_gpu": "DNI, 1 process, GPU"})
 # what notebook 00's simulator calls each scheme
 SCHEMES = {"backprop_1worker": "backprop", "gpipe": "gpipe", "1f1b": "1f1b",
            "dni_pipeline": "decoupled"}
@@ -76,6 +83,7 @@ class MethodsSettings(Settings):
     balance: bool = True
     lr: float = 1e-3
     seed: int = 0
+    cuda: bool | None = None
 
     def validate(self) -> None:
         check_int("workers", self.workers, 2, 8)
@@ -97,6 +105,15 @@ class MethodsSettings(Settings):
         check_bool("balance", self.balance)
         check_float("lr", self.lr, 0.0, low_open=True)
         check_int("seed", self.seed, 0)
+        if self.cuda is not None and not isinstance(self.cuda, bool):
+            raise ValueError(f"cuda must be True, False or None, got {self.cuda!r}")
+        if self.cuda and not torch.cuda.is_available():
+            raise ValueError("cuda=True was asked for but no CUDA GPU is available")
+
+    def methods(self) -> tuple[str, ...]:
+        """The methods this run measures: the five, and the GPU ones where a GPU is used."""
+        use = torch.cuda.is_available() if self.cuda is None else self.cuda
+        return METHODS + GPU_METHODS if use else METHODS
 
     def config(self) -> ParallelConfig:
         """The run every method shares (no BatchNorm: micro-batches would change it)."""
@@ -130,7 +147,8 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
     cores = os.cpu_count() or 1
     stop = threading.Event()
     started = time.perf_counter()
-    total = len(s.micro_batches) * 2 + s.repeats * len(METHODS) + 2
+    names = s.methods()
+    total = len(s.micro_batches) * 2 + s.repeats * len(names) + 2
     done = 0
 
     # 1. the DNI pipeline's stages, from measured per-layer costs
@@ -159,13 +177,16 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         "gpipe": lambda: train_pipeline_backprop(config, "gpipe", best_m["gpipe"], data, stop),
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
         "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
+        "backprop_gpu": lambda: train_backprop(config, data, device="cuda", stop=stop),
+        "dni_1process_gpu": lambda: train_in_process(dni_config, data, device="cuda", stop=stop),
     }
+    devices = {name: ("cuda" if name in GPU_METHODS else "cpu") for name in names}
     costs = yield from _in_background(lambda: stage_costs(dni_config, data, stop=stop), stop,
                                       done, total, "measuring per-stage costs for the simulator")
     done += 1
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(s.repeats):
-        order = list(METHODS[r % len(METHODS):] + METHODS[:r % len(METHODS)])
+        order = list(names[r % len(names):] + names[:r % len(names)])
         for name in order:
             run = yield from _in_background(runners[name], stop, done, total,
                                             f"{METHOD_NAMES[name]}, repeat {r + 1} of {s.repeats}")
@@ -181,12 +202,14 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             "width": s.width, "batch_size": s.batch_size, "device": device_name("cpu"),
             "cpu_count": cores, "stages": list(dni_config.stage_layers()),
             "micro_batches": best_m, "micro_batch_sweep": sweep,
-            "methods": {name: {"examples_per_s": row[f"examples_per_s/{name}"],
+            "methods": {name: {"device": device_name(devices[name]),
+                               "threads": runs[name][0].get("threads"),
+                               "examples_per_s": row[f"examples_per_s/{name}"],
                                "seconds_to_target": row.get(f"seconds_to_target/{name}", math.inf),
                                "test_accuracy": row[f"accuracy/{name}"],
                                "predicted_examples_per_s": predicted.get(name),
                                "runs": [summary(x) for x in runs[name]]}
-                        for name in METHODS},
+                        for name in names},
             "row": row, "stage_costs_s": costs, "delay_s": delay,
             "warning": core_warning(cores, s.workers),
             "wall_s": time.perf_counter() - started}
@@ -195,7 +218,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
 def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
          target: float) -> dict[str, float]:
     row: dict[str, float] = {}
-    for name in METHODS:
+    for name in runs:
         row[f"examples_per_s/{name}"] = statistics.median(x["examples_per_s"] for x in runs[name])
         seconds = statistics.median(time_to_accuracy(x["evals"], target) for x in runs[name])
         if math.isfinite(seconds):   # "never reached" is no point to plot (and no divergence)
@@ -204,7 +227,7 @@ def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
         if name in predicted:
             row[f"predicted_examples_per_s/{name}"] = predicted[name]
     base = row["examples_per_s/backprop_1worker"]
-    for name in METHODS:
+    for name in runs:
         row[f"speedup/{name}"] = row[f"examples_per_s/{name}"] / base
         row[f"speedup_vs_all_cores/{name}"] = (row[f"examples_per_s/{name}"]
                                               / row["examples_per_s/backprop_all_cores"])
@@ -254,16 +277,15 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"MLP depth {s['depth']} x width {s['width']}, batch {s['batch_size']}, "
              f"{s['workers']} workers, {s['steps']} steps, medians of {s['repeats']} interleaved "
              f"repeats; DNI stages {result['stages']}; micro-batches {result['micro_batches']}",
-             f"{'method':<20} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
+             f"{'method':<20} {'device':<22} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
              f"{'predicted ex/s':>14} {'s to ' + format(s['target_accuracy'], '.0f') + '%':>9} "
              f"{'test acc':>8}"]
-    for name in METHODS:
-        m = result["methods"][name]
+    for name, m in result["methods"].items():
         ex = m["examples_per_s"]
         pred = m["predicted_examples_per_s"]
         tta = m["seconds_to_target"]
         lines.append(
-            f"{METHOD_NAMES[name]:<20} {ex:>8.0f} "
+            f"{METHOD_NAMES[name]:<20} {m.get('device', result['device'])[:22]:<22} {ex:>8.0f} "
             f"{ex / result['methods']['backprop_1worker']['examples_per_s']:>10.2f}x "
             f"{ex / result['methods']['backprop_all_cores']['examples_per_s']:>11.2f}x "
             f"{'-' if pred is None else format(pred, '.0f'):>14} "
@@ -312,7 +334,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a results file (not JSON: {exc})") from None
     missing = [k for k in ("settings", "methods", "provenance") if k not in result]
-    if missing or set(result["methods"]) != set(METHODS):
+    if missing or not set(METHODS) <= set(result["methods"]) <= set(METHODS + GPU_METHODS):
         raise ValueError(f"{path} is not a complete results file of python -m dni_lite.bench "
                          f"(missing {missing or 'some methods'})")
     return result
