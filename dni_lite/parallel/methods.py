@@ -264,6 +264,7 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
                                 cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    commit = commit or os.environ.get("DNI_LITE_COMMIT", "")   # a copy of the tree without .git
     return {"command": " ".join(["python -m dni_lite.bench", *(argv or [])]),
             "dni_lite": __version__, "commit": commit or None, "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
