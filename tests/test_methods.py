@@ -141,6 +141,21 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
         methods.load(tmp_path / "partial.json")
 
 
+def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio():
+    def result(dni_speed, dni_evals):
+        def entry(ex, evals):
+            return {"examples_per_s": ex, "runs": [{"evals": evals}]}
+        return {"settings": {"target_accuracy": 40.0},
+                "methods": {"dni_pipeline": entry(dni_speed, dni_evals),
+                            "backprop_all_cores": entry(1.0, [(10, 1.0, 45.0)])}}
+    slow = methods.time_to_target_words(result(1.5, [(10, 1.0, 20.0), (20, 2.0, 45.0)]))
+    assert "2.00x the steps" in slow and "1.50x its throughput" in slow
+    assert "does not reach it first" in slow
+    assert "so it reaches it first" in methods.time_to_target_words(
+        result(3.0, [(10, 1.0, 20.0), (20, 2.0, 45.0)]))
+    assert "never reached" in methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0)]))
+
+
 def _worker_processes() -> list[int]:
     from pathlib import Path
     pids = []
@@ -182,5 +197,9 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert ref["provenance"]["command"] == ("python -m dni_lite.bench --preset default "
                                             "--out data/bench_default.json")
     assert ref["settings"]["depth"] == methods.PRESETS["default"].depth
+    heavy = methods.load(methods.reference_path("heavy"))
+    assert heavy["provenance"]["command"].startswith("python -m dni_lite.bench --preset heavy ")
+    assert heavy["settings"]["width"] == methods.PRESETS["heavy"].width
+    assert "steps of all-core backprop" in methods.format_table(ref)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")

@@ -126,6 +126,14 @@ def time_to_accuracy(evals: Sequence[Sequence[float]], target: float) -> float:
     return math.inf
 
 
+def steps_to_accuracy(evals: Sequence[Sequence[float]], target: float) -> float:
+    """Training steps until the test accuracy first reaches ``target`` (inf if never)."""
+    for step, _, acc in evals:
+        if acc >= target:
+            return float(step)
+    return math.inf
+
+
 VARIANTS = ("backprop", "backprop_1thread", "dni_1proc", "pipelined")
 
 

@@ -45,7 +45,7 @@ from ..experiments import timeline
 from ..runner import Progress, Settings
 from ..validate import check_bool, check_float, check_int
 from .balance import balanced
-from .bench import _in_background, stage_costs, summary, time_to_accuracy
+from .bench import _in_background, stage_costs, steps_to_accuracy, summary, time_to_accuracy
 from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
@@ -206,6 +206,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                "threads": runs[name][0].get("threads"),
                                "examples_per_s": row[f"examples_per_s/{name}"],
                                "seconds_to_target": row.get(f"seconds_to_target/{name}", math.inf),
+                               "steps_to_target": _steps_to_target(runs[name], s.target_accuracy),
                                "test_accuracy": row[f"accuracy/{name}"],
                                "predicted_examples_per_s": predicted.get(name),
                                "runs": [summary(x) for x in runs[name]]}
@@ -291,9 +292,37 @@ def format_table(result: dict[str, Any]) -> str:
             f"{ex / result['methods']['backprop_all_cores']['examples_per_s']:>11.2f}x "
             f"{'-' if pred is None else format(pred, '.0f'):>14} "
             f"{'never' if math.isinf(tta) else format(tta, '.1f'):>9} {m['test_accuracy']:>8.1f}")
+    lines.append(time_to_target_words(result))
     if result.get("warning"):
         lines.append("warning: " + result["warning"])
     return "\n".join(lines)
+
+
+def _steps_to_target(runs: list[dict[str, Any]], target: float) -> float:
+    """Median over runs of the evaluated step where the test accuracy first reached ``target``."""
+    return statistics.median(steps_to_accuracy(x["evals"], target) for x in runs)
+
+
+def time_to_target_words(result: dict[str, Any]) -> str:
+    """Why the DNI pipeline does or does not reach the target before all-core backprop.
+
+    Time to target is steps to target / steps per second, so DNI is first exactly when
+    its throughput ratio over all-core backprop exceeds its steps ratio to the target.
+    """
+    m, target = result["methods"], result["settings"]["target_accuracy"]
+    dni, bp = m["dni_pipeline"], m["backprop_all_cores"]
+    speed = dni["examples_per_s"] / bp["examples_per_s"]
+    dni_steps, bp_steps = (_steps_to_target(x["runs"], target) for x in (dni, bp))
+    if math.isinf(bp_steps):
+        return f"all-core backprop never reached {target:.0f}% in this budget"
+    if math.isinf(dni_steps):
+        return (f"the DNI pipeline never reached {target:.0f}% (all-core backprop did in "
+                f"{bp_steps:.0f} steps): no throughput can make up for that")
+    ratio = dni_steps / bp_steps
+    first = "reaches it first" if speed > ratio else "does not reach it first"
+    return (f"to {target:.0f}%: the DNI pipeline needs {ratio:.2f}x the steps of all-core backprop "
+            f"({dni_steps:.0f} vs {bp_steps:.0f}) at {speed:.2f}x its throughput, so it {first} "
+            f"(it would need a throughput ratio above its steps ratio)")
 
 
 def run(settings: MethodsSettings, out: str | os.PathLike | None = None,
