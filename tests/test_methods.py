@@ -156,22 +156,10 @@ def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio(
     assert "never reached" in methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0)]))
 
 
-def _worker_processes() -> list[int]:
-    from pathlib import Path
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if b"-m dni_lite.parallel" in cmd and b"--config" in cmd:
-            pids.append(int(proc.name))
-    return pids
-
-
 @pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),
                                           ("GPipe: trying", 400), ("DNI pipeline", 100)])
-def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps):
+def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps,
+                                                                        worker_processes):
     import threading
     import time
 
@@ -182,13 +170,13 @@ def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, 
     for item in run:                       # run until the phase is under way
         assert isinstance(item, Progress), "a round ended before the phase was reached"
         assert time.monotonic() < deadline
-        if item.what.startswith(phase) and (phase.startswith("measuring") or _worker_processes()):
+        if item.what.startswith(phase) and (phase.startswith("measuring") or worker_processes()):
             break
     time.sleep(0.3)
     start = time.monotonic()
     run.close()                            # what the panel's Stop does
     assert time.monotonic() - start < 1.0
-    assert not _worker_processes()
+    assert not worker_processes()
     assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
 
 

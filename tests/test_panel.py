@@ -150,16 +150,21 @@ def test_progress_heartbeats_are_shown_and_stop_a_slow_sweep_at_once():
                 yield Progress(i, settings.steps, f"item {i}")
             yield {"step": i + 1, "value": float(i)}
     panel = ExperimentPanel(sweep, CountSettings(steps=5), {}, [Plot("value", ["value"])])
+    assert _seconds_to_stop(panel, once_shown="item 0") < 1.0
+    assert panel.history == []                    # heartbeats are not rows
+
+
+def _seconds_to_stop(panel: ExperimentPanel, once_shown: str) -> float:
+    """Start ``panel``, press Stop once its status line shows ``once_shown``, and time the stop."""
     panel.start()
     deadline = time.monotonic() + 10
-    while "item 0" not in panel.status_text:
+    while once_shown not in panel.status_text:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     asked = time.monotonic()
     panel.stop()
     assert panel.wait(5) == "stopped"
-    assert time.monotonic() - asked < 1.0
-    assert panel.history == []                    # heartbeats are not rows
+    return time.monotonic() - asked
 
 
 class SlowTrainer:
@@ -183,15 +188,7 @@ def test_lockstep_heartbeats_between_rows_so_stop_works_within_a_row():
     assert [r["step"] for r in rows(iter(items))] == [20]       # the rows are unchanged
     assert items[-1] == {"step": 20, "loss/a": 9.5, "loss/b": 9.5}
     panel = ExperimentPanel(slow_lockstep, CountSettings(steps=100), {}, [Plot("loss", ["loss/a"])])
-    panel.start()
-    deadline = time.monotonic() + 10
-    while "step" not in panel.status_text:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    asked = time.monotonic()
-    panel.stop()
-    assert panel.wait(5) == "stopped"
-    assert time.monotonic() - asked < 0.5
+    assert _seconds_to_stop(panel, once_shown="step") < 0.5
     assert panel.history == []                    # stopped inside the first row
 
 

@@ -142,20 +142,7 @@ def test_bench_pieces(data):
         next(bench.benchmark(widths=[]))
 
 
-def _worker_processes() -> list[int]:
-    from pathlib import Path
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if b"-m dni_lite.parallel --config" in cmd:
-            pids.append(int(proc.name))
-    return pids
-
-
-def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker():
+def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker(worker_processes):
     import threading
     import time
 
@@ -165,12 +152,12 @@ def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker():
     for item in run:                       # wait until the parallel run's workers are busy
         assert isinstance(item, Progress)
         seen.add(item.what)
-        if "pipelined" in item.what and _worker_processes():
+        if "pipelined" in item.what and worker_processes():
             break
     time.sleep(0.3)
     start = time.monotonic()
     run.close()                            # what the panel's Stop does
     assert time.monotonic() - start < 1.0
-    assert not _worker_processes()
+    assert not worker_processes()
     assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
     assert any("backprop" in w for w in seen)

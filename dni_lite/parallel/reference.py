@@ -79,8 +79,8 @@ def train_in_process(config: ParallelConfig, data: Dataset | None = None,
                     targets[k - 1][t] = result.grad_in
                 h = h_out
             losses.append(result.loss)
-            for k in range(K - 1):
-                if D == 0:
+            if D == 0:
+                for k in range(K - 1):
                     learn(k, t)
             if config.eval_every and (t + 1) % config.eval_every == 0:
                 e0 = clock(device)
