@@ -177,3 +177,19 @@ def test_nb02_representation_and_signal_checks_fail_on_the_no_backprop_control()
         nb02.signals_learn(named, cos, methods=("no backprop",))
     with pytest.raises(ClaimFailed):
         nb02.dni_with_mlp_synthesizer_learns(named, cos, method="no backprop")
+
+
+from dni_lite.claims import nb06                                    # noqa: E402
+from dni_lite.experiments.recurrent import stream_experiment       # noqa: E402
+
+
+def test_nb06_bootstrap_check_passes_and_fails_with_the_bootstrap_switched_off():
+    methods = ("bptt", "dni", "dni_one_chunk")
+    _, result = run_to_end(stream_experiment(nb06.REACH, methods=methods))
+    floor = result.last["floor"]
+    assert nb06.bootstrap_reaches_further(result.final("val_bits"), floor).startswith("PASS")
+    _, control = run_to_end(stream_experiment(nb06.REACH, methods=methods, ablation="no_bootstrap"))
+    bits = control.final("val_bits")
+    assert bits["dni"] == bits["dni_one_chunk"]         # the ablation is the one-chunk target
+    with pytest.raises(ClaimFailed, match="of the gap"):
+        nb06.bootstrap_reaches_further(bits, floor)

@@ -139,6 +139,20 @@ def test_auxiliary_task_runs_and_reports_its_loss():
         TruncatedBPTT(RecurrentCore(4, 6, 3), 2, Synthesizer(12), aux_weight=1.0)
 
 
+def test_the_auxiliary_loss_shapes_the_core_but_stays_out_of_the_synthesizers_target():
+    batch = copy_batch(2, batch_size=4, bits=3, generator=torch.Generator().manual_seed(0))
+    trainers = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        core = RecurrentCore(4, 6, 3, aux=True)
+        trainer = TruncatedBPTT(core, 2, Synthesizer(core.state_dim, zero_init=False), aux_weight=weight)
+        trainer.train_chunk(batch.inputs[:2], batch.targets[:2], batch.mask[:2])
+        trainers.append(trainer)
+    plain, aux = trainers
+    assert torch.equal(plain.last_target, aux.last_target)
+    assert not torch.equal(plain.core.cell.weight_hh, aux.core.cell.weight_hh)
+
+
 def test_bad_arguments_are_refused():
     core = RecurrentCore(4, 6, 3)
     with pytest.raises(ValueError, match="T"):

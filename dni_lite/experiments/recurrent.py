@@ -24,7 +24,14 @@ each called with the state its gradient belongs to.
 
 ``aux_weight > 0`` adds the paper's auxiliary-task variant: a linear head on
 every hidden state of the chunk is trained to predict the synthetic gradient
-the chunk will receive at its end, and that extra loss shapes the core.
+the chunk will receive at its end, and that extra loss shapes the core. It is
+backpropagated separately, after the synthesizer's target has been read, so
+the target holds only the task's losses and the injected future.
+
+Variants by name (``METHODS``): ``"bptt"`` (plain truncation), ``"dni"``
+(bootstrapped target), ``"dni_one_chunk"`` (the synthesizer regresses on the
+chunk's own gradient only, so it can never predict more than one chunk ahead)
+and, for streams, ``"bptt_long"`` (plain truncation with a long window).
 """
 from __future__ import annotations
 
@@ -45,6 +52,9 @@ from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
 
 LOSSES = ("bits", "categorical")
+METHODS = ("bptt", "dni", "dni_one_chunk", "bptt_long")
+METHOD_NAMES = {"bptt": "BPTT(T)", "dni": "DNI(T)", "dni_one_chunk": "DNI(T), one-chunk target",
+                "bptt_long": "BPTT(long T)"}
 LN2 = math.log(2.0)
 
 
@@ -182,23 +192,26 @@ class TruncatedBPTT:
         own = None                                 # the one-chunk target of the ablation
         if dni and not self.bootstrap:
             (own,) = torch.autograd.grad(total, s0, retain_graph=True)
-        if dni:
-            if inject and self.sg_scale > 0:       # the future's gradient, predicted at s_T
-                synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, s_end)
-                total = total + (s_end * synthetic).sum()
-            if self.aux_weight > 0:
-                aux = self.core.aux_head(hiddens)
-                prediction = self.synthesizer(s_end.detach()).detach()
-                aux_loss = F.mse_loss(aux, prediction.expand_as(aux))
-                total = total + self.aux_weight * aux_loss
-                row["aux_loss"] = float(aux_loss.detach())
+        if dni and inject and self.sg_scale > 0:   # the future's gradient, predicted at s_T
+            synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, s_end)
+            total = total + (s_end * synthetic).sum()
+        aux_loss = None
+        if dni and self.aux_weight > 0:
+            aux = self.core.aux_head(hiddens)
+            prediction = self.synthesizer(s_end.detach()).detach()
+            aux_loss = F.mse_loss(aux, prediction.expand_as(aux))
+            row["aux_loss"] = float(aux_loss.detach())
         self.opt.zero_grad()
-        total.backward()
+        total.backward(retain_graph=aux_loss is not None)
+        target = None
+        if dni:                                    # bootstrapped: chunk losses + injected SG
+            target = s0.grad.clone() if own is None else own
+        if aux_loss is not None:                   # after the target is read: no leak into it
+            (self.aux_weight * aux_loss).backward()
         if self.clip is not None:
             nn.utils.clip_grad_norm_(self.core.parameters(), self.clip)
         self.opt.step()
-        if dni:                                    # bootstrapped: chunk losses + injected SG
-            target = s0.grad if own is None else own
+        if dni:
             synth_loss = synthesizer_loss(self.synthesizer, s0, target)
             self.synth_opt.zero_grad()
             synth_loss.backward()
@@ -251,7 +264,8 @@ class RecurrentSettings(Settings):
     injected at each chunk's end; ``lr``, ``synth_lr``: Adam rates of the core
     and the synthesizer; ``aux``: the auxiliary task; ``steps``: training
     batches per method. ``ablation``: ``"no_bootstrap"`` regresses the
-    synthesizer on the chunk's own gradient, without the injected future.
+    synthesizer on the chunk's own gradient, without the injected future (the
+    ``"dni"`` variant becomes ``"dni_one_chunk"``).
     """
 
     T: int = 3
@@ -286,17 +300,20 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
                  settings: RecurrentSettings, loss: str = "bits") -> TruncatedBPTT:
     """A fresh core (weights fixed by ``settings.seed``) with a BPTT or DNI trainer.
 
-    ``method``: ``"bptt"`` (plain truncation) or ``"dni"`` (synthesizer at the
-    boundary; ``settings.aux`` adds the auxiliary task with weight 1).
+    ``method``: ``"bptt"`` (plain truncation), ``"dni"`` (synthesizer at the
+    boundary, bootstrapped target; ``settings.aux`` adds the auxiliary task with
+    weight 1) or ``"dni_one_chunk"`` (the same, regressed on the chunk's own
+    gradient only).
     """
-    check_choice("method", method, ("bptt", "dni"))
+    check_choice("method", method, ("bptt", "dni", "dni_one_chunk"))
     s = settings
+    dni = method != "bptt"
     with seeded(s.seed):
-        core = RecurrentCore(input_dim, s.hidden_dim, output_dim, aux=s.aux and method == "dni")
-        synth = Synthesizer(core.state_dim, kind=s.kind) if method == "dni" else None
+        core = RecurrentCore(input_dim, s.hidden_dim, output_dim, aux=s.aux and dni)
+        synth = Synthesizer(core.state_dim, kind=s.kind) if dni else None
     return TruncatedBPTT(core, T, synth, sg_scale=s.sg_scale, lr=s.lr, synth_lr=s.synth_lr,
-                         aux_weight=1.0 if s.aux and method == "dni" else 0.0, loss=loss,
-                         bootstrap=s.ablation != "no_bootstrap")
+                         aux_weight=1.0 if s.aux and dni else 0.0, loss=loss,
+                         bootstrap=method == "dni" and s.ablation != "no_bootstrap")
 
 
 def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:
@@ -324,7 +341,7 @@ class CopySettings(RecurrentSettings):
         super().validate()
         check_choice("task", self.task, TASKS)
         check_int("bits", self.bits, 1)
-        _check_methods(self.methods, ("bptt", "dni"))
+        _check_methods(self.methods, METHODS[:3])
 
 
 class CopyTrainer:
@@ -382,7 +399,7 @@ class StreamSettings(RecurrentSettings):
     ``task``: ``"planted"`` (the k-back dependency with a known floor; ``k``,
     ``noise``, ``vocab``), a shipped corpus name (``"shakespeare"``) or a path
     to a text file (``max_chars``: read only that many). ``methods``: any of
-    BPTT(T), DNI(T) and BPTT(``long_T``).
+    BPTT(T), DNI(T), DNI(T) with the one-chunk target and BPTT(``long_T``).
     """
 
     T: int = 2
@@ -409,7 +426,7 @@ class StreamSettings(RecurrentSettings):
                              f"{self.long_T} symbols would hold no prediction to score")
         check_float("noise", self.noise, 0.0, 1.0)
         check_int("vocab", self.vocab, 2)
-        _check_methods(self.methods, ("bptt", "dni", "bptt_long"))
+        _check_methods(self.methods, METHODS)
         if self.max_chars is not None:
             check_int("max_chars", self.max_chars, 100)
 
@@ -429,7 +446,7 @@ class StreamTrainer:
 
 
 def stream_experiment(settings: StreamSettings | None = None, **overrides) -> Iterator[Row]:
-    """Next-symbol prediction on a stream for BPTT(T), DNI(T) and BPTT(long_T), side by side.
+    """Next-symbol prediction on a stream for the variants in ``methods``, side by side.
 
     Every method reads the same ``batch_size`` parallel streams, ``long_T``
     symbols per step (cut into its own chunks of T or long_T), so all have seen
@@ -460,7 +477,7 @@ def stream_experiment(settings: StreamSettings | None = None, **overrides) -> It
     trainers = {}
     for m in s.methods:
         bptt = make_trainer(n_symbols, n_symbols, s.long_T if m == "bptt_long" else s.T,
-                            "dni" if m == "dni" else "bptt", s, "categorical")
+                            "bptt" if m == "bptt_long" else m, s, "categorical")
         bptt.reset(s.batch_size)
         trainers[m] = StreamTrainer(bptt)
 
