@@ -30,8 +30,9 @@ the target holds only the task's losses and the injected future.
 
 Variants by name (``METHODS``): ``"bptt"`` (plain truncation), ``"dni"``
 (bootstrapped target), ``"dni_one_chunk"`` (the synthesizer regresses on the
-chunk's own gradient only, so it can never predict more than one chunk ahead)
-and, for streams, ``"bptt_long"`` (plain truncation with a long window).
+chunk's own gradient only, so it can never predict more than one chunk ahead),
+``"dni_noise"`` (the control for the injection itself: random noise of the
+same size as the synthetic gradient is injected instead) and, for streams, ``"bptt_long"`` (plain truncation with a long window).
 """
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ from ..synthesizer import KINDS, Synthesizer
 from ..validate import check_bool, check_choice, check_float, check_int
 
 LOSSES = ("bits", "categorical")
-METHODS = ("bptt", "dni", "dni_one_chunk", "bptt_long")
+METHODS = ("bptt", "dni", "dni_one_chunk", "dni_noise", "bptt_long")
 METHOD_NAMES = {"bptt": "BPTT(T)", "dni": "DNI(T)", "dni_one_chunk": "DNI(T), one-chunk target",
-                "bptt_long": "BPTT(long T)"}
+                "dni_noise": "noise at the boundary", "bptt_long": "BPTT(long T)"}
 LN2 = math.log(2.0)
 
 
@@ -136,12 +137,15 @@ class TruncatedBPTT:
         bootstrap: regress the synthesizer on the bootstrapped target (the chunk's
             losses plus the injected synthetic gradient); ``False`` is the
             ``"no_bootstrap"`` ablation: the chunk's own gradient alone.
+        noise: inject Gaussian noise with the synthetic gradient's per-example
+            norm instead of the synthetic gradient (the ``"dni_noise"`` control),
+            drawn from this generator; ``None``: inject the prediction.
     """
 
     def __init__(self, core: RecurrentCore, T: int, synthesizer: Synthesizer | None = None,
                  sg_scale: float = 0.1, lr: float = 3e-3, synth_lr: float = 1e-3,
                  aux_weight: float = 0.0, loss: str = "bits", clip: float | None = None,
-                 bootstrap: bool = True) -> None:
+                 bootstrap: bool = True, noise: torch.Generator | None = None) -> None:
         if not isinstance(core, RecurrentCore):
             raise ValueError(f"core must be a RecurrentCore, got {type(core).__name__}")
         self.core = core
@@ -161,6 +165,9 @@ class TruncatedBPTT:
         self.loss = check_choice("loss", loss, LOSSES)
         self.clip = None if clip is None else check_float("clip", clip, 0.0, low_open=True)
         self.bootstrap = check_bool("bootstrap", bootstrap)
+        if noise is not None and not isinstance(noise, torch.Generator):
+            raise ValueError(f"noise must be a torch.Generator or None, got {type(noise).__name__}")
+        self.noise = noise
         self.opt = torch.optim.Adam(core.parameters(), lr=lr)
         self.synth_opt = (torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
                           if synthesizer is not None else None)
@@ -194,6 +201,9 @@ class TruncatedBPTT:
             (own,) = torch.autograd.grad(total, s0, retain_graph=True)
         if dni and inject and self.sg_scale > 0:   # the future's gradient, predicted at s_T
             synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, s_end)
+            if self.noise is not None:             # the control: the same size, no information
+                noise = torch.randn(synthetic.shape, generator=self.noise)
+                synthetic = noise * synthetic.norm(dim=1, keepdim=True) / noise.norm(dim=1, keepdim=True)
             total = total + (s_end * synthetic).sum()
         aux_loss = None
         if dni and self.aux_weight > 0:
@@ -302,10 +312,11 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
 
     ``method``: ``"bptt"`` (plain truncation), ``"dni"`` (synthesizer at the
     boundary, bootstrapped target; ``settings.aux`` adds the auxiliary task with
-    weight 1) or ``"dni_one_chunk"`` (the same, regressed on the chunk's own
-    gradient only).
+    weight 1), ``"dni_one_chunk"`` (the same, regressed on the chunk's own
+    gradient only) or ``"dni_noise"`` (noise of the synthetic gradient's size
+    injected instead of it).
     """
-    check_choice("method", method, ("bptt", "dni", "dni_one_chunk"))
+    check_choice("method", method, METHODS[:4])
     s = settings
     dni = method != "bptt"
     with seeded(s.seed):
@@ -313,7 +324,8 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
         synth = Synthesizer(core.state_dim, kind=s.kind) if dni else None
     return TruncatedBPTT(core, T, synth, sg_scale=s.sg_scale, lr=s.lr, synth_lr=s.synth_lr,
                          aux_weight=1.0 if s.aux and dni else 0.0, loss=loss,
-                         bootstrap=method == "dni" and s.ablation != "no_bootstrap")
+                         bootstrap=method != "dni_one_chunk" and s.ablation != "no_bootstrap",
+                         noise=torch.Generator().manual_seed(s.seed + 2) if method == "dni_noise" else None)
 
 
 def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:
@@ -341,7 +353,7 @@ class CopySettings(RecurrentSettings):
         super().validate()
         check_choice("task", self.task, TASKS)
         check_int("bits", self.bits, 1)
-        _check_methods(self.methods, METHODS[:3])
+        _check_methods(self.methods, METHODS[:4])
 
 
 class CopyTrainer:

@@ -29,9 +29,7 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -40,8 +38,8 @@ from typing import Any, Iterator
 
 import torch
 
-from .. import __version__
 from ..experiments import timeline
+from ..provenance import provenance as _provenance
 from ..runner import Progress, Settings
 from ..validate import check_bool, check_float, check_int
 from .balance import balanced
@@ -259,18 +257,8 @@ def core_warning(cores: int, workers: int) -> str | None:
 
 
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
-    """Where a results file came from: command, versions, commit, machine, date."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    commit = commit or os.environ.get("DNI_LITE_COMMIT", "")   # a copy of the tree without .git
-    return {"command": " ".join(["python -m dni_lite.bench", *(argv or [])]),
-            "dni_lite": __version__, "commit": commit or None, "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "device": device_name("cpu"),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    """Where a results file came from (``dni_lite.provenance``), for ``python -m dni_lite.bench``."""
+    return _provenance(" ".join(["python -m dni_lite.bench", *(argv or [])]))
 
 
 def format_table(result: dict[str, Any]) -> str:
