@@ -149,6 +149,21 @@ def load(source: str | os.PathLike) -> dict[str, Any]:
     return result
 
 
+def describe(result: dict[str, Any]) -> str:
+    """One line saying how a results file was made."""
+    p = result["provenance"]
+    minutes, seconds = divmod(int(p["wall_s"]), 60)
+    return (f"`{p['command']}` at commit {(p['commit'] or 'unknown')[:7]}, dni_lite {p['dni_lite']}, "
+            f"torch {p['torch']}, {p['device']}, {p.get('threads', '?')} thread, {minutes} min {seconds} s, "
+            f"{p['date'][:10]}")
+
+
+def final(run: dict[str, Any], metric: str) -> dict[str, float]:
+    """``{variant: value}`` of one metric in a reference run's last row."""
+    prefix = metric + "/"
+    return {k[len(prefix):]: v for k, v in run["rows"][-1].items() if k.startswith(prefix)}
+
+
 def find(result: dict[str, Any], label: str) -> dict[str, Any]:
     """The run called ``label`` in a results file."""
     for r in result["runs"]:

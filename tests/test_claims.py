@@ -193,3 +193,18 @@ def test_nb06_bootstrap_check_passes_and_fails_with_the_bootstrap_switched_off()
     assert bits["dni"] == bits["dni_one_chunk"]         # the ablation is the one-chunk target
     with pytest.raises(ClaimFailed, match="of the gap"):
         nb06.bootstrap_reaches_further(bits, floor)
+
+
+from dni_lite.claims import nb05                                    # noqa: E402
+from dni_lite.experiments.recurrent import copy_experiment         # noqa: E402
+
+
+def test_nb05_copy_check_fails_with_the_synthetic_gradient_switched_off():
+    _, control = run_to_end(copy_experiment(T=3, sg_scale=0.0))
+    solved = control.final("solved")
+    assert solved["dni"] == solved["bptt"] == solved["dni_noise"]   # nothing injected: all three are BPTT
+    with pytest.raises(ClaimFailed, match="not longer than BPTT"):
+        nb05.dni_beats_truncation_and_noise({3: solved})
+    with pytest.raises(ClaimFailed, match="noise at the"):
+        nb05.dni_beats_truncation_and_noise({3: {"bptt": 2, "dni": 3, "dni_noise": 3}})
+    assert nb05.dni_beats_truncation_and_noise({3: {"bptt": 2, "dni": 3, "dni_noise": 2}}).startswith("PASS")

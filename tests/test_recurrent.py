@@ -172,7 +172,7 @@ def test_bad_arguments_are_refused():
 def test_copy_experiment_yields_levels_and_returns_the_longest_solved():
     history, result = run_to_end(copy_experiment(T=2, steps=40, log_every=20, hidden_dim=8))
     assert [row["step"] for row in history] == [20, 40]
-    assert set(result.final("solved")) == {"bptt", "dni"}
+    assert set(result.final("solved")) == {"bptt", "dni", "dni_noise"}
     assert {"train_bits/dni", "seconds/dni"} <= set(history[-1])
     assert all(row[f"solved/{m}"] >= 0 for row in history for m in ("bptt", "dni"))
 
@@ -218,3 +218,21 @@ def test_a_planted_dependency_longer_than_the_long_window_is_refused_in_words():
     with pytest.raises(ValueError, match="dependency k must be smaller than the long window"):
         next(stream_experiment(k=6, long_T=6))
     next(metric_rows(stream_experiment(k=5, long_T=6, steps=2, log_every=1, hidden_dim=4)))   # still allowed
+
+
+def test_noise_at_the_boundary_has_the_synthetic_gradients_size_and_none_of_its_information():
+    batch = copy_batch(2, batch_size=4, bits=3, generator=torch.Generator().manual_seed(0))
+    cores = {}
+    for name, synth_init, noise in (("bptt", None, None), ("zero", True, 1), ("dni", False, None),
+                                    ("noise", False, 1)):
+        torch.manual_seed(0)
+        core = RecurrentCore(4, 6, 3)
+        synth = None if synth_init is None else Synthesizer(core.state_dim, zero_init=synth_init)
+        trainer = TruncatedBPTT(core, 2, synth, sg_scale=1.0,
+                                noise=None if noise is None else torch.Generator().manual_seed(noise))
+        trainer.train_chunk(batch.inputs[:2], batch.targets[:2], batch.mask[:2])
+        cores[name] = core.cell.weight_hh.detach()
+    assert torch.equal(cores["zero"], cores["bptt"])       # a zero prediction: noise of size zero
+    assert not torch.allclose(cores["noise"], cores["dni"]) and not torch.allclose(cores["noise"], cores["bptt"])
+    with pytest.raises(ValueError, match="noise"):
+        TruncatedBPTT(RecurrentCore(4, 6, 3), 2, Synthesizer(12), noise=1)

@@ -18,6 +18,7 @@ from ..interface import CONTROL_SUFFIX
 METHOD_COLOURS = {
     "backprop": "#1f77b4", "bptt": "#1f77b4",
     "dni": "#ff7f0e", "cdni": "#2ca02c", "dni_mlp": "#d62728",
+    "dni_one_chunk": "#fdae6b", "dni_noise": "#bdbdbd",
     "no_backprop": "#7f7f7f", "bptt_long": "#17becf",
     "fa": "#9467bd", "dfa": "#8c564b", "kickback": "#e377c2",
     # notebook 07's five ways to train: backprop in blues, pipeline backprop, the DNI pipeline
@@ -27,7 +28,8 @@ METHOD_COLOURS = {
 PALETTE = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#1f77b4",
            "#ff7f0e", "#2ca02c", "#7f7f7f", "#393b79", "#637939"]
 NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)",
-         "bptt_long": "BPTT(long T)", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
+         "bptt_long": "BPTT(long T)", "dni_one_chunk": "DNI(T), one-chunk target",
+         "dni_noise": "noise at the boundary", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
          "kickback": "Kickback", "backprop_1worker": "backprop, 1 worker",
          "backprop_all_cores": "backprop, all cores", "gpipe": "GPipe", "1f1b": "1F1B",
          "dni_pipeline": "DNI pipeline"}

@@ -339,15 +339,19 @@ TASKS = ("copy", "repeat_copy")
 
 @dataclass(frozen=True)
 class CopySettings(RecurrentSettings):
-    """Notebook 05's experiment: BPTT(T) and DNI(T) on copy or repeat copy.
+    """Notebook 05's experiment: BPTT(T), DNI(T) and its control on copy or repeat copy.
 
-    ``bits``: width of the copied patterns. The other fields are
+    ``bits``: width of the copied patterns; ``methods``: any of ``"bptt"``,
+    ``"dni"``, ``"dni_one_chunk"`` and ``"dni_noise"`` (the control: noise of
+    the synthetic gradient's size at the boundary). The other fields are
     ``RecurrentSettings``'.
     """
 
+    hidden_dim: int = 64
+    steps: int = 2000
     task: str = "copy"
     bits: int = 2
-    methods: tuple[str, ...] = ("bptt", "dni")
+    methods: tuple[str, ...] = ("bptt", "dni", "dni_noise")
 
     def validate(self) -> None:
         super().validate()
@@ -384,9 +388,10 @@ class CopyTrainer:
 
 
 def copy_experiment(settings: CopySettings | None = None, **overrides) -> Iterator[Row]:
-    """Train BPTT(T) and DNI(T) on copy or repeat copy, each with its own curriculum.
+    """Train the ``methods`` (BPTT(T), DNI(T), the control) on copy or repeat copy, each with its
+    own curriculum.
 
-    Both start from the same weights; each sees ``steps`` training batches
+    All start from the same weights; each sees ``steps`` training batches
     drawn at its own current length (the curriculum: start at 1, grow when the
     mean error of the last 10 batches is below 0.15 bits per output step).
     Yields, per method, the longest length solved (``solved/<m>``), the mean

@@ -1,0 +1,75 @@
+"""Reference runs: committed files load, carry provenance, and their first rows re-run the same."""
+import json
+
+import pytest
+
+from dni_lite import reproduce
+from dni_lite.experiments.recurrent import CopySettings, StreamSettings
+
+
+@pytest.mark.parametrize("name", sorted(reproduce.REFERENCES))
+def test_every_committed_reference_reproduces_its_first_rows(name):
+    result = reproduce.load(name)
+    prov = result["provenance"]
+    assert prov["command"].startswith(f"python -m dni_lite.reproduce {name}")
+    assert {"commit", "torch", "device", "wall_s", "dni_lite"} <= set(prov)
+    assert [r["label"] for r in result["runs"]] == list(reproduce.REFERENCES[name])
+    for run in result["runs"]:
+        settings = reproduce.settings_from_dict(run["settings"])
+        assert settings == reproduce.REFERENCES[name][run["label"]]   # the file is what the command runs
+        fresh, _ = reproduce.run_rows(settings, n_rows=1)
+        assert reproduce.compare(run["rows"][:1], fresh) == [], run["label"]
+
+
+def test_settings_survive_the_round_trip_and_bad_ones_are_refused():
+    for s in (StreamSettings(methods=("bptt", "dni_one_chunk")), CopySettings(task="repeat_copy", T=4)):
+        assert reproduce.settings_from_dict(json.loads(json.dumps(reproduce.settings_to_dict(s)))) == s
+    with pytest.raises(ValueError, match="experiment"):
+        reproduce.settings_from_dict({"T": 2})
+    with pytest.raises(ValueError, match="not valid"):
+        reproduce.settings_from_dict({"experiment": "CopySettings", "depth": 3})
+    with pytest.raises(ValueError, match="T"):
+        reproduce.settings_from_dict({"experiment": "CopySettings", "T": 0})
+
+
+def test_a_run_writes_a_file_with_provenance_that_load_accepts_and_compare_checks(tmp_path, monkeypatch):
+    tiny = {"a": StreamSettings(steps=4, log_every=2, hidden_dim=8, methods=("bptt", "dni"))}
+    monkeypatch.setitem(reproduce.REFERENCES, "planted", tiny)
+    out = tmp_path / "ref.json"
+    reproduce.main(["planted", "--out", str(out)])
+    result = reproduce.load(out)
+    assert result["provenance"]["command"] == f"python -m dni_lite.reproduce planted --out {out}"
+    saved = result["runs"][0]["rows"]
+    assert len(saved) == 2 and set(result["runs"][0]["seconds"]) == {"bptt", "dni"}
+    fresh, _ = reproduce.run_rows(tiny["a"])
+    assert reproduce.compare(saved, fresh) == []
+    changed = [dict(saved[0], **{"val_bits/dni": saved[0]["val_bits/dni"] * 1.01})]
+    assert "val_bits/dni" in reproduce.compare(changed, fresh[:1])[0]
+
+
+def test_corrupt_or_incomplete_results_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        reproduce.load(bad)
+    bad.write_text(json.dumps({"reference": "copy", "runs": []}))
+    with pytest.raises(ValueError, match="complete"):
+        reproduce.load(bad)
+    with pytest.raises(FileNotFoundError, match="reproduce"):
+        reproduce.load(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="name"):
+        reproduce.reference_path("mnist")
+
+
+def test_the_reference_figure_names_the_reference_the_live_run_and_the_paper():
+    from dni_lite.display.reference_plots import mean_rows, reference_figure
+    runs = [{"rows": [{"step": 1, "x/dni": 1.0, "seconds/dni": 0.5}, {"step": 2, "x/dni": 3.0, "seconds/dni": 1.0}]},
+            {"rows": [{"step": 1, "x/dni": 2.0, "seconds/dni": 0.6}, {"step": 2, "x/dni": 5.0, "seconds/dni": 1.1}]}]
+    assert mean_rows(runs, "x/dni") == ([1, 2], [1.5, 4.0])
+    fig = reference_figure("t", ["x/dni"], runs, runs[0]["rows"], xs=("step", "seconds/{variant}"),
+                           x_titles=("steps", "seconds"), lines={"paper, DNI": 16})
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert names == ["DNI, reference", "DNI, this notebook's run", "paper, DNI"]
+    assert list(fig.data[3].x) == [0.5, 1.0]          # the second panel: DNI against its own seconds
+    with pytest.raises(ValueError, match="x_titles"):
+        reference_figure("t", ["x/dni"], runs, xs=("step",), x_titles=())
