@@ -365,3 +365,15 @@ def test_a_divergence_mark_sends_every_legend_name_at_once():
     names = [data["name"] for data, _ in sent if "name" in data]
     assert names == [["backprop", "DNI (diverged at step 1)"]]
     assert [t.name for t in plot.figure.data] == names[0]
+
+
+def test_a_count_axis_shows_whole_numbers_once_each():
+    from dni_lite.display.live_plot import LivePlot, Plot
+    plot = LivePlot([Plot("solved", ["solved/bptt", "solved/dni"], integer_y=True)], mode="widget")
+    for step, (a, b) in enumerate([(0, 1), (1, 2), (2, 3)], start=1):
+        plot.append({"step": step, "solved/bptt": a, "solved/dni": b})
+    plot.redraw()
+    assert (plot.figure.layout.yaxis.tick0, plot.figure.layout.yaxis.dtick) == (0, 1)
+    plot.append({"step": 4, "solved/bptt": 3, "solved/dni": 30})
+    plot.redraw()
+    assert plot.figure.layout.yaxis.dtick == 5

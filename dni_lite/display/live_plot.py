@@ -204,6 +204,11 @@ class LivePlot:
         for index, values in ranges.items():
             self.figure.update_yaxes(range=_padded(values, self.plots[index].log_y),
                                      row=1, col=index + 1)
+        for index, plot in enumerate(self.plots):
+            if plot.integer_y:      # whole-number ticks only: 0, 1, 2 ... (or every few)
+                top = max((y for ln in self.lines if ln.plot == index
+                           for y in self._points(ln)[1] if y is not None), default=1)
+                self.figure.update_yaxes(tick0=0, dtick=max(1, math.ceil(top / 6)), row=1, col=index + 1)
 
     def _names(self) -> list[str]:
         """Each trace's legend name; a diverged method's says where it diverged."""

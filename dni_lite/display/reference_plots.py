@@ -30,17 +30,18 @@ def reference_figure(title: str, keys: Sequence[str], reference: Sequence[Mappin
                      live: Sequence[Mapping[str, Any]] = (), xs: Sequence[str] = ("step",),
                      x_titles: Sequence[str] = ("training steps",), y_title: str = "",
                      lines: Mapping[str, float] | None = None, reference_name: str = "reference",
-                     height: int = 360) -> go.Figure:
+                     labels: Mapping[str, str] | None = None, height: int = 360) -> go.Figure:
     """One subplot per x axis in ``xs``: each key's reference curve (solid), the live run's
-    (dotted) and the horizontal ``lines`` (``{legend name: y}``, grey). An x key may name
-    the variant, as ``"seconds/{variant}"`` does: each method against its own seconds."""
+    (dotted) and the horizontal ``lines`` (``{legend name: y}``, grey). ``labels`` names the
+    keys' methods (default: the course's name for each). An x key may name the variant, as
+    ``"seconds/{variant}"`` does: each method against its own seconds."""
     if len(xs) != len(x_titles):
         raise ValueError(f"x_titles must name each of the {len(xs)} x axes, got {len(x_titles)}")
     fig = make_subplots(rows=1, cols=len(xs), shared_yaxes=True)
     styles = Styles()
     for col, x in enumerate(xs, start=1):
         for key in keys:
-            name = NAMES.get(variant_of(key), variant_of(key))
+            name = (labels or {}).get(key) or NAMES.get(variant_of(key), variant_of(key))
             colour = styles.colour(variant_of(key))
             x_key = x.format(variant=variant_of(key))     # "seconds/{variant}": each its own clock
             rx, ry = mean_rows(reference, key, x_key)
