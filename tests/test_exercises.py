@@ -46,6 +46,7 @@ FUNCTIONS = [
      lambda i, o: __import__("torch").nn.Linear(i, o)),
     (nb05.check_pairs_within_chunk, S.nb05_pairs_within_chunk, lambda length, T: 0),
     (nb06.check_min_window, S.nb06_min_window, lambda k: k - 1),
+    (nb06.check_discount, S.nb06_discount, lambda scale, n: scale * n),
 ]
 
 

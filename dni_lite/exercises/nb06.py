@@ -59,3 +59,24 @@ def check_unigram(bits: float | None) -> str:
         return f"Correct: {want:.3f} bits per character."
     return (f"Not yet: {float(bits):.4g}. Count each character in corpus.train with torch.bincount, "
             "normalise, and take -sum p log2 p.")
+
+
+def check_discount(fn: Callable[[float, int], float] | None) -> str:
+    """Exercise 4: ``fn(scale, n)`` is the weight of the gradient from n chunks ahead in the
+    bootstrapped target, Jacobians ignored."""
+    if fn is None:
+        return NOT_YET
+    for scale in (0.1, 0.5, 1.0, 0.3):
+        for n in range(0, 6):
+            got, hint = call_student(fn, scale, n)
+            if hint:
+                return hint
+            try:
+                ok = abs(float(got) - scale ** n) <= 1e-9
+            except (TypeError, ValueError):
+                return f"Not yet: fn({scale}, {n}) returned {got!r}, not a number."
+            if not ok:
+                return (f"Not yet: fn({scale}, {n}) gave {got}. The chunk's own gradient (n = 0) has "
+                        "weight 1; each boundary it crosses multiplies it by the scale once.")
+    return ("Correct: scale ** n. With 0.1, the error from two chunks ahead arrives at 1%; with 0.5, at "
+            "25%; with 1.0 nothing is discounted and the sum over a never-ending stream need not converge.")

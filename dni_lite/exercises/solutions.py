@@ -117,6 +117,11 @@ def nb06_min_window(k: int) -> int:
     return k
 
 
+def nb06_discount(scale: float, n: int) -> float:
+    """4. Each boundary multiplies the future's gradient by the scale once."""
+    return scale ** n
+
+
 def nb06_unigram() -> float:
     """3. The entropy of the training split's character frequencies (``nb06.unigram_entropy``)."""
     corpus = load_corpus("shakespeare")
