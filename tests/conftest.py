@@ -1,3 +1,5 @@
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,17 @@ def _worker_processes() -> list[int]:
 def worker_processes():
     """A function listing the live worker processes (to check that Stop leaves none behind)."""
     return _worker_processes
+
+
+@pytest.fixture
+def closes_like_stop():
+    """A function that closes a running experiment as the panel's Stop does and asserts that it
+    ended within a second, leaving no worker process and no benchmark helper thread behind."""
+    def close(run) -> None:
+        time.sleep(0.3)
+        start = time.monotonic()
+        run.close()
+        assert time.monotonic() - start < 1.0
+        assert not _worker_processes()
+        assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
+    return close

@@ -158,9 +158,8 @@ def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio(
 
 @pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),
                                           ("GPipe: trying", 400), ("DNI pipeline", 100)])
-def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps,
-                                                                        worker_processes):
-    import threading
+def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps, worker_processes,
+                                                                        closes_like_stop):
     import time
 
     from dni_lite.runner import Progress
@@ -172,12 +171,7 @@ def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, 
         assert time.monotonic() < deadline
         if item.what.startswith(phase) and (phase.startswith("measuring") or worker_processes()):
             break
-    time.sleep(0.3)
-    start = time.monotonic()
-    run.close()                            # what the panel's Stop does
-    assert time.monotonic() - start < 1.0
-    assert not worker_processes()
-    assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
+    closes_like_stop(run)
 
 
 def test_the_committed_reference_run_loads_with_its_provenance():

@@ -142,10 +142,8 @@ def test_bench_pieces(data):
         next(bench.benchmark(widths=[]))
 
 
-def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker(worker_processes):
-    import threading
-    import time
-
+def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker(worker_processes,
+                                                                            closes_like_stop):
     from dni_lite.runner import Progress
     run = bench.benchmark(widths=(32,), steps=300, repeats=1, eval_every=300)
     seen = set()
@@ -154,10 +152,5 @@ def test_closing_the_benchmark_stops_it_within_a_second_and_leaves_no_worker(wor
         seen.add(item.what)
         if "pipelined" in item.what and worker_processes():
             break
-    time.sleep(0.3)
-    start = time.monotonic()
-    run.close()                            # what the panel's Stop does
-    assert time.monotonic() - start < 1.0
-    assert not worker_processes()
-    assert not [t for t in threading.enumerate() if t.name == "dni-lite-bench" and t.is_alive()]
+    closes_like_stop(run)
     assert any("backprop" in w for w in seen)
