@@ -40,11 +40,13 @@ def reference_figure(title: str, keys: Sequence[str], reference: Sequence[Mappin
     fig = make_subplots(rows=1, cols=len(xs), shared_yaxes=True)
     styles = Styles()
     for col, x in enumerate(xs, start=1):
+        right = 0.0                                        # where the horizontal lines end
         for key in keys:
             name = (labels or {}).get(key) or NAMES.get(variant_of(key), variant_of(key))
             colour = styles.colour(variant_of(key))
             x_key = x.format(variant=variant_of(key))     # "seconds/{variant}": each its own clock
             rx, ry = mean_rows(reference, key, x_key)
+            right = max(right, max(rx))
             fig.add_scatter(x=rx, y=ry, mode="lines", name=f"{name}, {reference_name}", legendgroup=key,
                             showlegend=col == 1, line=dict(color=colour), row=1, col=col)
             if live and key in live[0]:
@@ -52,10 +54,7 @@ def reference_figure(title: str, keys: Sequence[str], reference: Sequence[Mappin
                                 name=f"{name}, this notebook's run", legendgroup=key + "/live",
                                 showlegend=col == 1, line=dict(color=colour, dash="dot"), row=1, col=col)
         for i, (label, y) in enumerate((lines or {}).items()):
-            right = max(v for run in reference for k, v in run["rows"][-1].items()
-                        if k == x or (k.startswith(x.split("{")[0]) and "{" in x))
-            fig.add_scatter(x=[0, right], y=[y, y],
-                            mode="lines", name=label, legendgroup=label, showlegend=col == 1,
+            fig.add_scatter(x=[0, right], y=[y, y], mode="lines", name=label, legendgroup=label, showlegend=col == 1,
                             line=dict(color=REFERENCE_COLOUR, dash=["dash", "dashdot", "longdash"][i % 3],
                                       width=1), row=1, col=col)
         fig.update_xaxes(title_text=x_titles[col - 1], row=1, col=col)

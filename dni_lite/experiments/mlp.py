@@ -148,9 +148,17 @@ def layer_step(layer: nn.Module, optimizer: torch.optim.Optimizer | None, h_in: 
     if not learns:
         with torch.no_grad():
             return LayerStep(layer(h_in).detach(), None)
+    return layer_update(layer(h_in), h_in, optimizer, interface, context, y)
+
+
+def layer_update(out: Tensor, h_in: Tensor, optimizer: torch.optim.Optimizer | None,
+                 interface: DecoupledInterface | None = None, context: Tensor | None = None,
+                 y: Tensor | None = None) -> LayerStep:
+    """The learning half of ``layer_step``: ``out`` is the layer's output on ``h_in``, just
+    computed; push the synthetic gradient (``interface``) or the real loss (``y``) into it and
+    step. A pipeline stage calls it after it has already sent ``out`` up."""
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
-    out = layer(h_in)
     if interface is not None:
         h_out = interface(out, context)
         interface.backward()

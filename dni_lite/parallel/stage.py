@@ -10,12 +10,11 @@ import time
 from collections import deque
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.datasets import Dataset, load_dataset, minibatch_indices
 from ..diagnostics import percent_correct
-from ..experiments.mlp import MLP, LayerStep
+from ..experiments.mlp import MLP, LayerStep, layer_update
 from ..interface import (DecoupledInterface, context_shuffler, label_context, regression_loss,
                          regression_target, synthesizer_loss)
 from ..runner import seeded
@@ -95,20 +94,15 @@ class Stage:
             raise RuntimeError("call forward before update")
         t0 = time.perf_counter()
         (h_in, out, y), self._step = self._step, None
-        self.opt.zero_grad(set_to_none=True)
         if self.last:
-            loss_t = F.cross_entropy(out, y)
-            loss_t.backward()
-            h_out, loss = None, float(loss_t.detach())
+            result = layer_update(out, h_in, self.opt, y=y)
         else:
             context = label_context(y, self.n_classes, self.shuffle) if self.conditioned else None
-            h_out = self.interface(out, context).detach()
-            self.interface.backward()
-            self.pending.append((h_out, context, self.interface.prediction, self.synth_updates))
-            loss = None
-        self.opt.step()
+            result = layer_update(out, h_in, self.opt, self.interface, context)
+            result.h_out = result.h_out.detach()
+            self.pending.append((result.h_out, context, self.interface.prediction, self.synth_updates))
         self.busy_s += time.perf_counter() - t0
-        return LayerStep(h_out, h_in.grad, loss)
+        return result
 
     def step(self, h_in: Tensor, y: Tensor) -> LayerStep:
         """``forward`` then ``update``: one step with nothing in between."""
