@@ -208,3 +208,21 @@ def test_nb05_copy_check_fails_with_the_synthetic_gradient_switched_off():
     with pytest.raises(ClaimFailed, match="noise at the"):
         nb05.dni_beats_truncation_and_noise({3: {"bptt": 2, "dni": 3, "dni_noise": 3}})
     assert nb05.dni_beats_truncation_and_noise({3: {"bptt": 2, "dni": 3, "dni_noise": 2}}).startswith("PASS")
+
+
+from dni_lite.claims import nb08                                    # noqa: E402
+from dni_lite.experiments.hierarchy import hierarchy_experiment     # noqa: E402
+
+
+def test_nb08_interface_check_passes_and_fails_with_the_synthetic_gradient_switched_off():
+    methods = ("dni", "no_signal")
+    _, result = run_to_end(hierarchy_experiment(methods=methods))
+    updates = result.final("fast_updates")
+    assert nb08.interface_carries_the_error(result.final("acc"), updates).startswith("PASS")
+    _, control = run_to_end(hierarchy_experiment(methods=methods, sg_scale=0.0))
+    acc = control.final("acc")
+    assert acc["dni"] == acc["no_signal"]          # nothing injected: the two are the same run
+    with pytest.raises(ClaimFailed, match="never updated"):
+        nb08.interface_carries_the_error(acc, control.final("fast_updates"))
+    with pytest.raises(ClaimFailed, match="test accuracy"):   # even if the count were not checked
+        nb08.interface_carries_the_error(acc, updates)

@@ -1,7 +1,7 @@
 """Every exercise checker: accepts the worked solution, rejects a wrong answer, explains bad input."""
 import pytest
 
-from dni_lite.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07
+from dni_lite.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 from dni_lite.exercises import solutions as S
 
 
@@ -22,6 +22,7 @@ NUMBERS = [
     (nb07.check_pipeline_throughput, S.NB07_PIPELINE_THROUGHPUT, 6400.0),
     (nb07.check_best_speedup, S.NB07_BEST_SPEEDUP, 2.0),
     (nb07.check_target_delay, S.NB07_TARGET_DELAY, 0),
+    (nb08.check_chance, S.NB08_CHANCE, 6 / 16),
 ]
 
 
@@ -47,6 +48,8 @@ FUNCTIONS = [
     (nb05.check_pairs_within_chunk, S.nb05_pairs_within_chunk, lambda length, T: 0),
     (nb06.check_min_window, S.nb06_min_window, lambda k: k - 1),
     (nb06.check_discount, S.nb06_discount, lambda scale, n: scale * n),
+    (nb08.check_updates, S.nb08_fast_updates, lambda method, K, windows: windows),
+    (nb08.check_window_time, S.nb08_window_time, lambda ff, fb, sf, sb, syn: (ff + fb + sf + sb,) * 2),
 ]
 
 

@@ -12,6 +12,9 @@ Every task hands the trainer a ``SequenceBatch``: time-major ``inputs``,
   with probability ``1 - noise`` and is uniform otherwise. The best possible
   bits per symbol is known in closed form (``planted_entropy``), and a model
   can only reach it by carrying information across k steps.
+* **Window count** (notebook 08): a stream of random bits cut into windows
+  of m steps; the answer for each window is how many ones it holds. The
+  best constant guess is right ``count_chance(m)`` of the time.
 * **Character corpus**: the shipped public-domain text (checked against its
   sha256) or any text file, split into train / validation / test.
 """
@@ -172,6 +175,32 @@ def planted_stream(steps: int, batch_size: int = 16, k: int = 5, noise: float = 
     for t in range(k, steps):
         x[t] = torch.where(keep[t], x[t - k], fresh[t])
     return x
+
+
+# -- the window count (notebook 08) ----------------------------------------------------
+def count_stream(windows: int, m: int, batch_size: int = 32,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """``batch_size`` streams of random bits, ``windows`` windows of ``m`` bits: ``[windows, m, batch_size]``."""
+    check_int("windows", windows, 1)
+    check_int("m", m, 1)
+    check_int("batch_size", batch_size, 1)
+    return torch.randint(0, 2, (windows, m, batch_size), generator=generator).float()
+
+
+def window_counts(bits: Tensor) -> Tensor:
+    """The number of ones in each window of ``bits [windows, m, batch]``: labels ``[windows, batch]``."""
+    if not isinstance(bits, Tensor) or bits.dim() != 3:
+        raise ValueError(f"bits must be a tensor [windows, m, batch], got "
+                         f"{getattr(bits, 'shape', type(bits).__name__)}")
+    if not bool(((bits == 0) | (bits == 1)).all()):
+        raise ValueError("bits must hold only 0 and 1")
+    return bits.sum(dim=1).long()
+
+
+def count_chance(m: int) -> float:
+    """Accuracy of always answering the most frequent count of m fair bits: C(m, m//2) / 2^m."""
+    check_int("m", m, 1)
+    return math.comb(m, m // 2) / 2 ** m
 
 
 # -- symbol streams (planted or text) as batches -------------------------------------

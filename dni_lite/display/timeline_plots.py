@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..experiments.timeline import (MODE_NAMES, MODES, Costs, LockingSettings, Timeline, compare,
-                                    speedup_curve)
+                                    simulate, speedup_curve)
 from ..validate import check_int
 from .controls import bind, float_slider, int_slider
 from .live_plot import figure_in_mode, plot_mode, png, png_base64, show_static
@@ -100,6 +100,32 @@ def update_locking_figure(fig: go.Figure, timelines: dict[str, Timeline],
             fig.data[i].x, fig.data[i].y = curve_ks, curve[mode]
             i += 1
         fig.data[i].x, fig.data[i].y = curve_ks, curve_ks
+
+
+def two_system_figure(costs: Costs, windows: int = 4, names: tuple[str, str] = (
+        "locked: BPTT through both", "DNI-joined"), workers: tuple[str, str] = (
+        "fast network", "slow network")) -> go.Figure:
+    """Gantt charts of ``windows`` windows of a two-module system under backprop (locked) and
+    update-decoupled training, from ``costs`` (notebook 08's hierarchy on two workers)."""
+    if costs.modules != 2:
+        raise ValueError(f"costs must describe two modules, got {costs.modules}")
+    check_int("windows", windows, 1, 50)
+    timelines = [simulate(costs, "backprop", windows), simulate(costs, "decoupled", windows)]
+    fig = go.Figure(make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.16,
+                                  subplot_titles=[f"{name}: {t.makespan / windows * 1e3:.1f} ms per window"
+                                                  for name, t in zip(names, timelines)]))
+    relabel = {_worker_label(w): workers[w] for w in range(2)}
+    for row, timeline in enumerate(timelines, start=1):
+        for kind, bars in gantt_traces(timeline).items():
+            fig.add_bar(y=[relabel[y] for y in bars["y"]], x=[x * 1e3 for x in bars["x"]],
+                        base=[b * 1e3 for b in bars["base"]], orientation="h", name=kind,
+                        marker_color=COLOURS[kind], marker_line_width=0.5, marker_line_color="white",
+                        legendgroup=kind, showlegend=row == 1 or kind == "synthesizer")
+        fig.update_yaxes(autorange="reversed", row=row, col=1)
+    fig.update_xaxes(title_text="milliseconds (measured costs per window, simulated schedule)", row=2, col=1)
+    fig.update_layout(height=360, barmode="overlay", bargap=0.25, margin=dict(l=100, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
 
 
 class LockingPanel:

@@ -135,3 +135,26 @@ NB07_PIPELINE_THROUGHPUT = 64 / 0.006
 NB07_BEST_SPEEDUP = 2 / 1.3
 # 3. The target for step t - 1 is computed while worker 0 runs step t.
 NB07_TARGET_DELAY = 1
+
+
+# -- notebook 08: two timescales -----------------------------------------------------------
+# 1. The most frequent count of six fair bits is three: C(6, 3) = 20 of the 2^6 = 64 windows.
+NB08_CHANCE = 20 / 64
+
+
+def nb08_fast_updates(method: str, K: int, windows: int) -> int:
+    """2. Locked: one update per window, after the backward through both; DNI: one per tick;
+    the ablation's fast network never gets a gradient."""
+    if method == "locked":
+        return windows
+    return K * windows if method == "dni" else 0
+
+
+def nb08_window_time(fast_forward: float, fast_backward: float, slow_forward: float,
+                     slow_backward: float, synthesizer: float) -> tuple[float, float]:
+    """3. Locked: every part waits for the one before (forward up, backward down). Decoupled: the
+    fast worker never waits for the slow one, so each worker repeats its own work and the busier
+    one sets the pace."""
+    locked = fast_forward + slow_forward + slow_backward + fast_backward
+    decoupled = max(fast_forward + fast_backward + synthesizer, slow_forward + slow_backward)
+    return locked, decoupled

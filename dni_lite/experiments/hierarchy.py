@@ -1,0 +1,343 @@
+"""Two recurrent networks at two timescales, joined by a decoupled neural interface.
+
+A *fast* (lower) LSTM reads one input every step. Every ``m`` steps it sends
+a message u (a linear map of its hidden state) to a *slow* (upper) LSTM,
+which ticks once on that message and owns the loss. The course's task: the
+inputs are random bits and, at each tick, the slow network must say how many
+ones arrived since its last tick (``m + 1`` classes). Only the fast network
+sees the bits, so only the slow network's error can teach it to count.
+
+Three ways to train the pair, by name (``METHODS``):
+
+* ``"locked"``: truncated BPTT through both networks over a window of ``K``
+  slow ticks (``m x K`` fast steps). The fast network gets the slow one's
+  error, and updates, once per window: it waits for the slow network's
+  backward pass.
+* ``"dni"``: a decoupled interface at each message. At every tick the fast
+  network asks a synthesizer M(u, c) for dL/du (cDNI: the context c is the
+  tick's label) and updates at once; the slow network runs its own truncated
+  BPTT over the window, and the true dL/du that it computes for each message
+  is the synthesizer's regression target.
+* ``"no_signal"``: the ablation. The same run as ``"dni"`` with the synthetic
+  gradient switched off, so the fast network never learns (it keeps its
+  initial weights) and the slow network must decode whatever it sends.
+
+Per window every method reads the same ``K`` ticks of the same streams; the
+rows count windows (slow-network updates) and training seconds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.tasks import count_chance, count_stream, window_counts
+from ..interface import label_context, synthesizer_loss, synthetic_gradient
+from ..runner import Result, Row, Settings, lockstep, seeded
+from ..synthesizer import KINDS, Synthesizer
+from .timeline import Costs
+from ..validate import check_bool, check_choice, check_float, check_int
+
+METHODS = ("locked", "dni", "no_signal")
+METHOD_NAMES = {"locked": "locked (BPTT through both)", "dni": "DNI-joined",
+                "no_signal": "no signal to the fast network"}
+State = tuple[Tensor, Tensor]
+
+
+class HierarchicalRNN(nn.Module):
+    """A fast LSTM that sends a message every ``m`` steps to a slow LSTM that answers.
+
+    The fast network reads (bit, phase) per step, where phase is 1 on the
+    first step after a tick. The slow network reads the message into its state
+    and, through a linear skip, straight into its readout, so its error
+    reaches the message from the first update on.
+    """
+
+    def __init__(self, m: int, hidden_dim: int = 32, message_dim: int = 8) -> None:
+        super().__init__()
+        self.m = check_int("m", m, 1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, 1)
+        self.message_dim = check_int("message_dim", message_dim, 1)
+        self.fast = nn.LSTMCell(2, hidden_dim)
+        self.message = nn.Linear(hidden_dim, message_dim)
+        self.slow = nn.LSTMCell(message_dim, hidden_dim)
+        self.readout = nn.Linear(hidden_dim, m + 1)
+        self.skip = nn.Linear(message_dim, m + 1)
+
+    def fast_parameters(self) -> list[nn.Parameter]:
+        return [*self.fast.parameters(), *self.message.parameters()]
+
+    def slow_parameters(self) -> list[nn.Parameter]:
+        return [*self.slow.parameters(), *self.readout.parameters(), *self.skip.parameters()]
+
+    def initial_state(self, batch_size: int) -> State:
+        """The zero (h, c) for ``batch_size`` streams (the same size for both networks)."""
+        zero = torch.zeros(check_int("batch_size", batch_size, 1), self.hidden_dim)
+        return zero, zero.clone()
+
+    def fast_tick(self, bits: Tensor, state: State) -> tuple[Tensor, State]:
+        """Read ``bits [m, B]`` from ``state``; return the message ``[B, message_dim]`` and the state."""
+        h, c = state
+        for t, bit in enumerate(bits):
+            phase = torch.full_like(bit, 1.0 if t == 0 else 0.0)
+            h, c = self.fast(torch.stack([bit, phase], dim=1), (h, c))
+        return self.message(h), (h, c)
+
+    def slow_tick(self, message: Tensor, state: State) -> tuple[Tensor, State]:
+        """One slow tick on ``message``; return the logits ``[B, m + 1]`` and the state."""
+        h, c = self.slow(message, state)
+        return self.readout(h) + self.skip(message), (h, c)
+
+
+def _detached(state: State) -> State:
+    return state[0].detach(), state[1].detach()
+
+
+def _accuracy(logits: Tensor, labels: Tensor) -> float:
+    return float((logits.argmax(dim=1) == labels).float().mean())
+
+
+class LockedTrainer:
+    """Truncated BPTT through both networks, one update of each per window of K ticks."""
+
+    def __init__(self, model: HierarchicalRNN, lower_lr: float, upper_lr: float) -> None:
+        self.model = model
+        self.fast_opt = torch.optim.Adam(model.fast_parameters(), lr=lower_lr)
+        self.slow_opt = torch.optim.Adam(model.slow_parameters(), lr=upper_lr)
+        self.fast_state: State | None = None
+        self.slow_state: State | None = None
+        self.fast_updates = 0
+
+    def _states(self, batch_size: int) -> tuple[State, State]:
+        if self.fast_state is None or self.fast_state[0].shape[0] != batch_size:
+            self.fast_state = self.model.initial_state(batch_size)
+            self.slow_state = self.model.initial_state(batch_size)
+        return _detached(self.fast_state), _detached(self.slow_state)
+
+    def step(self, bits: Tensor, labels: Tensor) -> Row:
+        """Train on one window: ``bits [K, m, B]``, ``labels [K, B]``."""
+        fast, slow = self._states(bits.shape[2])
+        loss, correct = 0.0, 0.0
+        for tick_bits, tick_labels in zip(bits, labels):
+            message, fast = self.model.fast_tick(tick_bits, fast)
+            logits, slow = self.model.slow_tick(message, slow)
+            loss = loss + F.cross_entropy(logits, tick_labels)
+            correct += _accuracy(logits, tick_labels)
+        self.fast_opt.zero_grad()
+        self.slow_opt.zero_grad()
+        loss.backward()
+        self.fast_opt.step()
+        self.slow_opt.step()
+        self.fast_updates += 1
+        self.fast_state, self.slow_state = _detached(fast), _detached(slow)
+        return {"train_loss": float(loss.detach()) / len(labels), "train_acc": correct / len(labels)}
+
+
+class DecoupledTrainer(LockedTrainer):
+    """A decoupled interface at every message: the fast network updates at each tick.
+
+    ``sg_scale = 0`` is the ``"no_signal"`` ablation: no synthetic gradient,
+    so the fast network is never updated. ``seconds`` splits the time spent
+    into the fast network's forward and backward (its updates), the slow
+    network's forward and backward, and the synthesizer (prediction and
+    regression): the per-window costs that ``two_worker_costs`` turns into a
+    timeline.
+    """
+
+    PARTS = ("fast_forward", "fast_backward", "slow_forward", "slow_backward", "synthesizer")
+
+    def __init__(self, model: HierarchicalRNN, synthesizer: Synthesizer, lower_lr: float,
+                 upper_lr: float, synth_lr: float, sg_scale: float = 1.0) -> None:
+        super().__init__(model, lower_lr, upper_lr)
+        if synthesizer.dim != model.message_dim:
+            raise ValueError(f"synthesizer must predict dL/du for messages of size {model.message_dim}, "
+                             f"got dim={synthesizer.dim}")
+        self.synthesizer = synthesizer
+        self.synth_opt = torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
+        self.sg_scale = check_float("sg_scale", sg_scale, 0.0)
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self.windows = 0
+
+    def _context(self, labels: Tensor) -> Tensor | None:
+        if not self.synthesizer.context_dim:
+            return None
+        return label_context(labels, self.synthesizer.context_dim)
+
+    def _timed(self, part: str, start: float) -> float:
+        now = time.perf_counter()
+        self.seconds[part] += now - start
+        return now
+
+    def step(self, bits: Tensor, labels: Tensor) -> Row:
+        """Train on one window: the fast network tick by tick, then the slow network."""
+        fast, slow = self._states(bits.shape[2])
+        messages, contexts = [], []
+        t = time.perf_counter()
+        for tick_bits, tick_labels in zip(bits, labels):
+            message, fast = self.model.fast_tick(tick_bits, fast)
+            t = self._timed("fast_forward", t)
+            context = self._context(tick_labels)
+            if self.sg_scale > 0:      # update now, from the predicted dL/du
+                synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, message, context)
+                t = self._timed("synthesizer", t)
+                self.fast_opt.zero_grad()
+                (message * synthetic).sum().backward()
+                self.fast_opt.step()
+                self.fast_updates += 1
+                t = self._timed("fast_backward", t)
+            fast = _detached(fast)
+            messages.append(message.detach().requires_grad_())
+            contexts.append(context)
+        loss, correct = 0.0, 0.0
+        for message, tick_labels in zip(messages, labels):
+            logits, slow = self.model.slow_tick(message, slow)
+            loss = loss + F.cross_entropy(logits, tick_labels)
+            correct += _accuracy(logits, tick_labels)
+        t = self._timed("slow_forward", t)
+        self.slow_opt.zero_grad()
+        loss.backward()                # also fills message.grad: the true dL/du
+        self.slow_opt.step()
+        t = self._timed("slow_backward", t)
+        row = {"train_loss": float(loss.detach()) / len(labels), "train_acc": correct / len(labels)}
+        if self.sg_scale > 0:          # the true gradients arrive: regress on them
+            synth_loss = sum(synthesizer_loss(self.synthesizer, message, message.grad, context)
+                             for message, context in zip(messages, contexts)) / len(messages)
+            self.synth_opt.zero_grad()
+            synth_loss.backward()
+            self.synth_opt.step()
+            row["synth_loss"] = float(synth_loss.detach())
+            self._timed("synthesizer", t)
+        self.fast_state, self.slow_state = fast, _detached(slow)
+        self.windows += 1
+        return row
+
+
+@dataclass(frozen=True)
+class HierarchySettings(Settings):
+    """Notebook 08's experiment: the locked, the DNI-joined and the no-signal system side by side.
+
+    ``m``: fast steps per slow tick; ``K``: the slow network's truncation in
+    ticks (one window, one slow update); ``hidden_dim``: units of each LSTM;
+    ``message_dim``: size of the message u; ``kind``: the synthesizer;
+    ``context``: cDNI (the tick's label as the synthesizer's context);
+    ``sg_scale``: factor on the synthetic gradient; ``lower_lr``,
+    ``upper_lr``, ``synth_lr``: Adam rates of the fast network, the slow
+    network and the synthesizer; ``windows``: the budget, in windows;
+    ``target``: the test accuracy that counts as solved (for windows-to-target).
+    """
+
+    m: int = 4
+    K: int = 16
+    hidden_dim: int = 32
+    message_dim: int = 8
+    kind: str = "linear"
+    context: bool = True
+    sg_scale: float = 1.0
+    lower_lr: float = 3e-3
+    upper_lr: float = 3e-3
+    synth_lr: float = 3e-4
+    windows: int = 200
+    batch_size: int = 32
+    seed: int = 0
+    log_every: int = 5
+    target: float = 0.95
+    methods: tuple[str, ...] = METHODS
+
+    def validate(self) -> None:
+        check_int("m", self.m, 1, 16)
+        check_int("K", self.K, 1, 64)
+        check_int("hidden_dim", self.hidden_dim, 1)
+        check_int("message_dim", self.message_dim, 1)
+        check_choice("kind", self.kind, KINDS)
+        check_bool("context", self.context)
+        check_float("sg_scale", self.sg_scale, 0.0)
+        check_float("lower_lr", self.lower_lr, 0.0, low_open=True)
+        check_float("upper_lr", self.upper_lr, 0.0, low_open=True)
+        check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
+        check_int("windows", self.windows, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_int("log_every", self.log_every, 1)
+        check_float("target", self.target, 0.0, 1.0)
+        if not isinstance(self.methods, tuple) or not self.methods or \
+                any(m not in METHODS for m in self.methods):
+            raise ValueError(f"methods must be a non-empty tuple of {METHODS}, got {self.methods!r}")
+
+
+def make_trainer(method: str, settings: HierarchySettings) -> LockedTrainer:
+    """A fresh system (weights fixed by ``settings.seed``, the same for every method) and its trainer."""
+    check_choice("method", method, METHODS)
+    s = settings
+    with seeded(s.seed):
+        model = HierarchicalRNN(s.m, s.hidden_dim, s.message_dim)
+        synth = Synthesizer(s.message_dim, context_dim=(s.m + 1) if s.context else 0, kind=s.kind)
+    if method == "locked":
+        return LockedTrainer(model, s.lower_lr, s.upper_lr)
+    return DecoupledTrainer(model, synth, s.lower_lr, s.upper_lr, s.synth_lr,
+                            s.sg_scale if method == "dni" else 0.0)
+
+
+@torch.no_grad()
+def evaluate(model: HierarchicalRNN, bits: Tensor, labels: Tensor) -> float:
+    """Test accuracy at the slow ticks of fresh streams, from the zero state."""
+    fast = slow = model.initial_state(bits.shape[2])
+    correct = 0.0
+    for tick_bits, tick_labels in zip(bits, labels):
+        message, fast = model.fast_tick(tick_bits, fast)
+        logits, slow = model.slow_tick(message, slow)
+        correct += _accuracy(logits, tick_labels)
+    return correct / len(labels)
+
+
+def hierarchy_experiment(settings: HierarchySettings | None = None, **overrides) -> Iterator[Row]:
+    """Train the ``methods`` side by side on the window-count task.
+
+    All start from the same weights and read the same streams, one window of
+    ``K`` ticks per step. Every ``log_every`` windows a row holds the test
+    accuracy (``acc/<m>``, 256 fresh streams of 32 ticks), the training loss
+    and accuracy, the fast network's updates so far (``fast_updates/<m>``),
+    the cumulative training seconds, ``ticks`` (slow ticks read) and
+    ``chance`` (the most frequent count's share). Returns a ``Result``.
+    """
+    s = HierarchySettings.build(settings, **overrides)
+    g = torch.Generator().manual_seed(s.seed + 1)
+    test_bits = count_stream(32, s.m, 256, torch.Generator().manual_seed(10_000 + s.seed))
+    test_labels = window_counts(test_bits)
+    trainers = {m: make_trainer(m, s) for m in s.methods}
+    chance = count_chance(s.m)
+
+    def windows() -> Iterator[tuple[Tensor, Tensor]]:
+        while True:
+            bits = count_stream(s.K, s.m, s.batch_size, g)
+            yield bits, window_counts(bits)
+
+    result: Result = yield from lockstep(
+        trainers, windows(), s.windows, s.log_every,
+        lambda name, t: {"acc": evaluate(t.model, test_bits, test_labels),
+                         "fast_updates": t.fast_updates},
+        header=lambda step: {"ticks": step * s.K, "chance": chance}, timed=True, settings=s)
+    return result
+
+
+def windows_to_target(rows: list[Row], method: str, target: float) -> int | None:
+    """The first logged window at which ``method``'s test accuracy reached ``target`` (None: never)."""
+    check_float("target", target, 0.0, 1.0)
+    for row in rows:
+        if row.get(f"acc/{method}", 0.0) >= target:
+            return int(row["step"])
+    return None
+
+
+def two_worker_costs(trainer: DecoupledTrainer) -> Costs:
+    """Notebook 00's ``Costs`` for the pair on two workers (fast network on worker 1, slow on
+    worker 2), in measured seconds per window of the DNI run: forward, backward with updates,
+    and the fast network's synthesizer."""
+    if not isinstance(trainer, DecoupledTrainer) or trainer.windows == 0:
+        raise ValueError("trainer must be a DecoupledTrainer that has trained at least one window")
+    per = {part: seconds / trainer.windows for part, seconds in trainer.seconds.items()}
+    return Costs([per["fast_forward"], per["slow_forward"]],
+                 [per["fast_backward"], per["slow_backward"]], [per["synthesizer"], 0.0])
