@@ -40,6 +40,7 @@ NOTEBOOKS = {
     "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 400, 0),
     "06_dni_language_model.ipynb": ("budget (steps)", "ArrowLeft", True, 400, 0),
     "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 400, 0),
+    "08_two_timescales.ipynb": ("budget (windows)", "ArrowLeft", True, 240, 0),
 }
 # Notebook 7's interface is checked on these (Run All, every widget and figure renders)
 NOTEBOOK7 = ["00_locking.ipynb", "01_synthetic_gradients_linear.ipynb", "05_dni_bptt_copy.ipynb"]

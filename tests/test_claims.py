@@ -219,7 +219,7 @@ def test_nb08_interface_check_passes_and_fails_with_the_synthetic_gradient_switc
     _, result = run_to_end(hierarchy_experiment(methods=methods))
     updates = result.final("fast_updates")
     assert nb08.interface_carries_the_error(result.final("acc"), updates).startswith("PASS")
-    _, control = run_to_end(hierarchy_experiment(methods=methods, sg_scale=0.0))
+    _, control = run_to_end(hierarchy_experiment(methods=methods, ablation="zero_synthetic_gradient"))
     acc = control.final("acc")
     assert acc["dni"] == acc["no_signal"]          # nothing injected: the two are the same run
     with pytest.raises(ClaimFailed, match="never updated"):

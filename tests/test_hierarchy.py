@@ -33,7 +33,7 @@ def test_the_task_counts_ones_and_knows_its_chance_level():
 
 
 @pytest.mark.parametrize("field, value", [("m", 0), ("K", 0), ("K", 65), ("kind", "rnn"),
-                                          ("lower_lr", 0.0), ("sg_scale", -1.0), ("target", 1.5),
+                                          ("lower_lr", 0.0), ("sg_scale", -1.0), ("target", 101.0), ("ablation", "shuffled_context"),
                                           ("methods", ("locked", "bptt")), ("methods", ())])
 def test_settings_refuse_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -96,11 +96,11 @@ def test_the_experiment_logs_every_method_and_is_reproducible():
     for m in ("locked", "dni", "no_signal"):
         assert rows[-1][f"acc/{m}"] == again[-1][f"acc/{m}"]
     assert rows[-1]["fast_updates/locked"] == 6 and rows[-1]["fast_updates/dni"] == 12
-    assert rows[-1]["fast_updates/no_signal"] == 0 and rows[-1]["chance"] == count_chance(4)
+    assert rows[-1]["fast_updates/no_signal"] == 0 and rows[-1]["chance"] == 100 * count_chance(4)
     costs = two_worker_costs(result.trainers["dni"])
     assert costs.modules == 2 and all(c > 0 for c in costs.forward + costs.backward)
     with pytest.raises(ValueError, match="DecoupledTrainer"):
         two_worker_costs(result.trainers["locked"])
-    assert windows_to_target(rows, "locked", 0.0) == 3 and windows_to_target(rows, "locked", 1.0) in (None, 3, 6)
+    assert windows_to_target(rows, "locked", 0.0) == 3 and windows_to_target(rows, "locked", 100.0) in (None, 3, 6)
     assert isinstance(result.trainers["locked"], LockedTrainer)
     assert isinstance(result.trainers["dni"], DecoupledTrainer)

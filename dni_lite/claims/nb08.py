@@ -17,28 +17,28 @@ from ..experiments.hierarchy import HierarchySettings, hierarchy_experiment, win
 from ..runner import Row, run_to_end
 from . import require
 
-MIN_ACCURACY = 0.9
-MIN_MARGIN = 0.4
+MIN_ACCURACY = 90.0   # percent
+MIN_MARGIN = 40.0     # percentage points
 
 
 def interface_carries_the_error(final_acc: dict[str, float], fast_updates: dict[str, float],
                                 method: str = "dni", control: str = "no_signal") -> str:
-    """The DNI-joined system ends at least 0.9 test accuracy and 0.4 above the control
-    (seeds 0-4: 0.98-0.99 against 0.37), and its fast network did update."""
+    """The DNI-joined system ends at 90% test accuracy or more and 40 points above the control
+    (seeds 0-4: 97.3-100% against 36.7-37.9%), and its fast network did update."""
     require(fast_updates.get(method, 0) > 0,
             f"the fast network of {method} was never updated: no synthetic gradient reached it")
     acc, ctrl = final_acc[method], final_acc[control]
-    require(acc >= MIN_ACCURACY, f"{method} ended at {acc:.3f} test accuracy, not {MIN_ACCURACY}")
-    require(acc >= ctrl + MIN_MARGIN, f"{method} ended at {acc:.3f}, not {MIN_MARGIN} above "
-                                      f"{control} ({ctrl:.3f})")
+    require(acc >= MIN_ACCURACY, f"{method} ended at {acc:.1f}% test accuracy, not {MIN_ACCURACY:g}%")
+    require(acc >= ctrl + MIN_MARGIN, f"{method} ended at {acc:.1f}%, not {MIN_MARGIN:g} points above "
+                                      f"{control} ({ctrl:.1f}%)")
     return ("PASS: through the decoupled interface the fast network learned to count from the slow "
-            f"network's error: at least {MIN_ACCURACY} test accuracy and {MIN_MARGIN} above the "
+            f"network's error: at least {MIN_ACCURACY:g}% test accuracy and {MIN_MARGIN:g} points above the "
             "system whose fast network gets no signal")
 
 
 def compare_with_locked(rows: Sequence[Row], seconds: dict[str, float], target: float
                         ) -> dict[str, dict[str, Any]]:
-    """Per method: windows to ``target`` test accuracy, the fast network's updates by then,
+    """Per method: windows to ``target`` percent test accuracy, the fast network's updates by then,
     and the training seconds per window."""
     last = rows[-1]
     out = {}

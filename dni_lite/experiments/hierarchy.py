@@ -98,7 +98,8 @@ def _detached(state: State) -> State:
 
 
 def _accuracy(logits: Tensor, labels: Tensor) -> float:
-    return float((logits.argmax(dim=1) == labels).float().mean())
+    """Percent of the batch whose count is right."""
+    return 100.0 * float((logits.argmax(dim=1) == labels).float().mean())
 
 
 class LockedTrainer:
@@ -227,7 +228,9 @@ class HierarchySettings(Settings):
     ``sg_scale``: factor on the synthetic gradient; ``lower_lr``,
     ``upper_lr``, ``synth_lr``: Adam rates of the fast network, the slow
     network and the synthesizer; ``windows``: the budget, in windows;
-    ``target``: the test accuracy that counts as solved (for windows-to-target).
+    ``target``: the test accuracy (percent) that counts as solved (for
+    windows-to-target). ``ablation``: ``"zero_synthetic_gradient"`` switches the
+    DNI-joined system's synthetic gradient off (it becomes the no-signal system).
     """
 
     m: int = 4
@@ -244,8 +247,9 @@ class HierarchySettings(Settings):
     batch_size: int = 32
     seed: int = 0
     log_every: int = 5
-    target: float = 0.95
+    target: float = 95.0
     methods: tuple[str, ...] = METHODS
+    ablation: str = "none"
 
     def validate(self) -> None:
         check_int("m", self.m, 1, 16)
@@ -262,7 +266,8 @@ class HierarchySettings(Settings):
         check_int("batch_size", self.batch_size, 1)
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
-        check_float("target", self.target, 0.0, 1.0)
+        check_float("target", self.target, 0.0, 100.0)
+        check_choice("ablation", self.ablation, ("none", "zero_synthetic_gradient"))
         if not isinstance(self.methods, tuple) or not self.methods or \
                 any(m not in METHODS for m in self.methods):
             raise ValueError(f"methods must be a non-empty tuple of {METHODS}, got {self.methods!r}")
@@ -278,12 +283,12 @@ def make_trainer(method: str, settings: HierarchySettings) -> LockedTrainer:
     if method == "locked":
         return LockedTrainer(model, s.lower_lr, s.upper_lr)
     return DecoupledTrainer(model, synth, s.lower_lr, s.upper_lr, s.synth_lr,
-                            s.sg_scale if method == "dni" else 0.0)
+                            s.sg_scale if method == "dni" and s.ablation == "none" else 0.0)
 
 
 @torch.no_grad()
 def evaluate(model: HierarchicalRNN, bits: Tensor, labels: Tensor) -> float:
-    """Test accuracy at the slow ticks of fresh streams, from the zero state."""
+    """Test accuracy (percent) at the slow ticks of fresh streams, from the zero state."""
     fast = slow = model.initial_state(bits.shape[2])
     correct = 0.0
     for tick_bits, tick_labels in zip(bits, labels):
@@ -298,17 +303,17 @@ def hierarchy_experiment(settings: HierarchySettings | None = None, **overrides)
 
     All start from the same weights and read the same streams, one window of
     ``K`` ticks per step. Every ``log_every`` windows a row holds the test
-    accuracy (``acc/<m>``, 256 fresh streams of 32 ticks), the training loss
+    accuracy in percent (``acc/<m>``, 256 fresh streams of 32 ticks), the training loss
     and accuracy, the fast network's updates so far (``fast_updates/<m>``),
     the cumulative training seconds, ``ticks`` (slow ticks read) and
-    ``chance`` (the most frequent count's share). Returns a ``Result``.
+    ``chance`` (percent of windows holding the most frequent count). Returns a ``Result``.
     """
     s = HierarchySettings.build(settings, **overrides)
     g = torch.Generator().manual_seed(s.seed + 1)
     test_bits = count_stream(32, s.m, 256, torch.Generator().manual_seed(10_000 + s.seed))
     test_labels = window_counts(test_bits)
     trainers = {m: make_trainer(m, s) for m in s.methods}
-    chance = count_chance(s.m)
+    chance = 100.0 * count_chance(s.m)
 
     def windows() -> Iterator[tuple[Tensor, Tensor]]:
         while True:
@@ -324,8 +329,9 @@ def hierarchy_experiment(settings: HierarchySettings | None = None, **overrides)
 
 
 def windows_to_target(rows: list[Row], method: str, target: float) -> int | None:
-    """The first logged window at which ``method``'s test accuracy reached ``target`` (None: never)."""
-    check_float("target", target, 0.0, 1.0)
+    """The first logged window at which ``method``'s test accuracy reached ``target`` percent
+    (None: never)."""
+    check_float("target", target, 0.0, 100.0)
     for row in rows:
         if row.get(f"acc/{method}", 0.0) >= target:
             return int(row["step"])
