@@ -104,3 +104,16 @@ def test_the_experiment_logs_every_method_and_is_reproducible():
     assert windows_to_target(rows, "locked", 0.0) == 3 and windows_to_target(rows, "locked", 100.0) in (None, 3, 6)
     assert isinstance(result.trainers["locked"], LockedTrainer)
     assert isinstance(result.trainers["dni"], DecoupledTrainer)
+
+
+def test_the_two_system_timeline_draws_each_schedule_in_its_own_chart():
+    from dni_lite.display.timeline_plots import two_system_figure
+    from dni_lite.experiments.timeline import Costs
+    fig = two_system_figure(Costs([1.0, 0.5], [2.0, 1.0], [0.5, 0.0]), windows=3)
+    axes = {trace.yaxis for trace in fig.data if len(trace.x)}
+    assert axes == {"y", "y2"}
+    synth_axes = {trace.yaxis for trace in fig.data if trace.name == "synthesizer" and len(trace.x)}
+    assert synth_axes == {"y2"}                      # only the decoupled system has a synthesizer
+    assert sum(trace.showlegend for trace in fig.data) == 4
+    with pytest.raises(ValueError, match="two modules"):
+        two_system_figure(Costs([1.0], [2.0]))

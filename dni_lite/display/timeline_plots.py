@@ -115,12 +115,16 @@ def two_system_figure(costs: Costs, windows: int = 4, names: tuple[str, str] = (
                                   subplot_titles=[f"{name}: {t.makespan / windows * 1e3:.1f} ms per window"
                                                   for name, t in zip(names, timelines)]))
     relabel = {_worker_label(w): workers[w] for w in range(2)}
+    in_legend: set[str] = set()
     for row, timeline in enumerate(timelines, start=1):
         for kind, bars in gantt_traces(timeline).items():
             fig.add_bar(y=[relabel[y] for y in bars["y"]], x=[x * 1e3 for x in bars["x"]],
                         base=[b * 1e3 for b in bars["base"]], orientation="h", name=kind,
                         marker_color=COLOURS[kind], marker_line_width=0.5, marker_line_color="white",
-                        legendgroup=kind, showlegend=row == 1 or kind == "synthesizer")
+                        legendgroup=kind, showlegend=bool(bars["x"]) and kind not in in_legend,
+                        row=row, col=1)
+            if bars["x"]:
+                in_legend.add(kind)
         fig.update_yaxes(autorange="reversed", row=row, col=1)
     fig.update_xaxes(title_text="milliseconds (measured costs per window, simulated schedule)", row=2, col=1)
     fig.update_layout(height=360, barmode="overlay", bargap=0.25, margin=dict(l=100, r=20, t=40, b=40),
