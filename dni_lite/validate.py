@@ -63,3 +63,11 @@ def _range(low: float | None, high: float | None, low_open: bool = False) -> str
     if high is not None:
         return f" <= {high}"
     return ""
+
+
+def check_methods(methods: Any, valid: Iterable[str]) -> tuple[str, ...]:
+    """Return ``methods`` if it is a non-empty tuple of names from ``valid``, else raise ValueError."""
+    valid = tuple(valid)
+    if not isinstance(methods, tuple) or not methods or any(m not in valid for m in methods):
+        raise ValueError(f"methods must be a non-empty tuple of {valid}, got {methods!r}")
+    return methods

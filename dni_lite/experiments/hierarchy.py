@@ -40,7 +40,7 @@ from ..interface import label_context, synthesizer_loss, synthetic_gradient
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
 from .timeline import Costs
-from ..validate import check_bool, check_choice, check_float, check_int
+from ..validate import check_bool, check_choice, check_float, check_int, check_methods
 
 METHODS = ("locked", "dni", "no_signal")
 METHOD_NAMES = {"locked": "locked (BPTT through both)", "dni": "DNI-joined",
@@ -102,6 +102,19 @@ def _accuracy(logits: Tensor, labels: Tensor) -> float:
     return 100.0 * float((logits.argmax(dim=1) == labels).float().mean())
 
 
+def run_window(model: HierarchicalRNN, bits: Tensor, labels: Tensor, fast: State, slow: State
+               ) -> tuple[Tensor, float, State, State]:
+    """Both networks over one window, in lockstep: the summed loss, the accuracy (percent,
+    averaged over ticks) and the two final states."""
+    loss, correct = torch.zeros(()), 0.0
+    for tick_bits, tick_labels in zip(bits, labels):
+        message, fast = model.fast_tick(tick_bits, fast)
+        logits, slow = model.slow_tick(message, slow)
+        loss = loss + F.cross_entropy(logits, tick_labels)
+        correct += _accuracy(logits, tick_labels)
+    return loss, correct / len(labels), fast, slow
+
+
 class LockedTrainer:
     """Truncated BPTT through both networks, one update of each per window of K ticks."""
 
@@ -121,13 +134,7 @@ class LockedTrainer:
 
     def step(self, bits: Tensor, labels: Tensor) -> Row:
         """Train on one window: ``bits [K, m, B]``, ``labels [K, B]``."""
-        fast, slow = self._states(bits.shape[2])
-        loss, correct = 0.0, 0.0
-        for tick_bits, tick_labels in zip(bits, labels):
-            message, fast = self.model.fast_tick(tick_bits, fast)
-            logits, slow = self.model.slow_tick(message, slow)
-            loss = loss + F.cross_entropy(logits, tick_labels)
-            correct += _accuracy(logits, tick_labels)
+        loss, acc, fast, slow = run_window(self.model, bits, labels, *self._states(bits.shape[2]))
         self.fast_opt.zero_grad()
         self.slow_opt.zero_grad()
         loss.backward()
@@ -135,7 +142,7 @@ class LockedTrainer:
         self.slow_opt.step()
         self.fast_updates += 1
         self.fast_state, self.slow_state = _detached(fast), _detached(slow)
-        return {"train_loss": float(loss.detach()) / len(labels), "train_acc": correct / len(labels)}
+        return {"train_loss": float(loss.detach()) / len(labels), "train_acc": acc}
 
 
 class DecoupledTrainer(LockedTrainer):
@@ -268,9 +275,7 @@ class HierarchySettings(Settings):
         check_int("log_every", self.log_every, 1)
         check_float("target", self.target, 0.0, 100.0)
         check_choice("ablation", self.ablation, ("none", "zero_synthetic_gradient"))
-        if not isinstance(self.methods, tuple) or not self.methods or \
-                any(m not in METHODS for m in self.methods):
-            raise ValueError(f"methods must be a non-empty tuple of {METHODS}, got {self.methods!r}")
+        check_methods(self.methods, METHODS)
 
 
 def make_trainer(method: str, settings: HierarchySettings) -> LockedTrainer:
@@ -289,13 +294,8 @@ def make_trainer(method: str, settings: HierarchySettings) -> LockedTrainer:
 @torch.no_grad()
 def evaluate(model: HierarchicalRNN, bits: Tensor, labels: Tensor) -> float:
     """Test accuracy (percent) at the slow ticks of fresh streams, from the zero state."""
-    fast = slow = model.initial_state(bits.shape[2])
-    correct = 0.0
-    for tick_bits, tick_labels in zip(bits, labels):
-        message, fast = model.fast_tick(tick_bits, fast)
-        logits, slow = model.slow_tick(message, slow)
-        correct += _accuracy(logits, tick_labels)
-    return correct / len(labels)
+    zero = model.initial_state(bits.shape[2])
+    return run_window(model, bits, labels, zero, zero)[1]
 
 
 def hierarchy_experiment(settings: HierarchySettings | None = None, **overrides) -> Iterator[Row]:

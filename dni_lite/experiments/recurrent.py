@@ -50,7 +50,7 @@ from ..data.tasks import (Corpus, Curriculum, SequenceBatch, batchify, copy_batc
 from ..interface import per_example, synthesizer_loss, synthetic_gradient
 from ..runner import Result, Row, Settings, lockstep, seeded
 from ..synthesizer import KINDS, Synthesizer
-from ..validate import check_bool, check_choice, check_float, check_int
+from ..validate import check_bool, check_choice, check_float, check_int, check_methods
 
 LOSSES = ("bits", "categorical")
 METHODS = ("bptt", "dni", "dni_one_chunk", "dni_noise", "bptt_long")
@@ -328,11 +328,6 @@ def make_trainer(input_dim: int, output_dim: int, T: int, method: str,
                          noise=torch.Generator().manual_seed(s.seed + 2) if method == "dni_noise" else None)
 
 
-def _check_methods(methods: tuple[str, ...], valid: tuple[str, ...]) -> None:
-    if not isinstance(methods, tuple) or not methods or any(m not in valid for m in methods):
-        raise ValueError(f"methods must be a non-empty tuple of {valid}, got {methods!r}")
-
-
 # -- copy / repeat copy with the curriculum -------------------------------------------
 TASKS = ("copy", "repeat_copy")
 
@@ -357,7 +352,7 @@ class CopySettings(RecurrentSettings):
         super().validate()
         check_choice("task", self.task, TASKS)
         check_int("bits", self.bits, 1)
-        _check_methods(self.methods, METHODS[:4])
+        check_methods(self.methods, METHODS[:4])
 
 
 class CopyTrainer:
@@ -443,7 +438,7 @@ class StreamSettings(RecurrentSettings):
                              f"{self.long_T} symbols would hold no prediction to score")
         check_float("noise", self.noise, 0.0, 1.0)
         check_int("vocab", self.vocab, 2)
-        _check_methods(self.methods, METHODS)
+        check_methods(self.methods, METHODS)
         if self.max_chars is not None:
             check_int("max_chars", self.max_chars, 100)
 
