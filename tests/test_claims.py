@@ -226,3 +226,18 @@ def test_nb08_interface_check_passes_and_fails_with_the_synthetic_gradient_switc
         nb08.interface_carries_the_error(acc, control.final("fast_updates"))
     with pytest.raises(ClaimFailed, match="test accuracy"):   # even if the count were not checked
         nb08.interface_carries_the_error(acc, updates)
+
+
+def test_nb08_learns_sooner_check_passes_and_fails_with_one_fast_update_per_window():
+    rows, _ = run_to_end(hierarchy_experiment(methods=("locked", "dni")))
+    target = nb08.HierarchySettings().target
+    assert nb08.interface_learns_sooner(rows, target).startswith("PASS")
+    control, _ = run_to_end(hierarchy_experiment(methods=("dni",), ablation="one_fast_update_per_window"))
+    locked = {r["step"]: r["acc/locked"] for r in rows}
+    mixed = [{**r, "acc/locked": locked[r["step"]]} for r in control]
+    assert mixed[-1]["fast_updates/dni"] == mixed[-1]["step"]      # as often as the locked system
+    with pytest.raises(ClaimFailed, match="did not reach"):
+        nb08.interface_learns_sooner(mixed, target)
+    with pytest.raises(ClaimFailed, match="not at most"):            # the check compares, too
+        nb08.interface_learns_sooner([{**r, "acc/locked": r["acc/dni"]} for r in rows], target)
+

@@ -61,7 +61,7 @@ class Oracle(nn.Module):
 
     def forward(self, u, context=None):
         u = u.detach().requires_grad_()
-        logits, _ = self.model.slow_tick(u, self.model.initial_state(u.shape[0]))
+        logits, _ = self.model.slow_tick(u, self.model.initial_states(u.shape[0])[1])
         (grad,) = torch.autograd.grad(F.cross_entropy(logits, self.labels), u)
         return grad * u.shape[0] + 0 * self.dummy
 
@@ -77,6 +77,38 @@ def test_with_an_exact_oracle_the_decoupled_fast_update_equals_the_locked_one():
     for a, b in zip(locked.model.fast_parameters(), dni.model.fast_parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_update_rate_control_applies_the_summed_synthetic_gradients_once_per_window():
+    s = HierarchySettings(ablation="one_fast_update_per_window")
+    trainer = make_trainer("dni", s)
+    assert not trainer.every_tick
+    with torch.no_grad():                          # a synthesizer that already predicts something
+        for p in trainer.synthesizer.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    reference = make_trainer("locked", s).model    # the same initial weights
+    predict = [p.detach().clone() for p in trainer.synthesizer.parameters()]
+    bits, labels = window(K=3)
+    trainer.step(bits, labels)
+    assert trainer.fast_updates == 1
+
+    from dni_lite.interface import label_context, synthetic_gradient
+    synth = trainer.synthesizer.__class__(s.message_dim, context_dim=s.m + 1, kind=s.kind)
+    with torch.no_grad():
+        for p, q in zip(synth.parameters(), predict):
+            p.copy_(q)
+    opt = torch.optim.Adam(reference.fast_parameters(), lr=s.lower_lr)
+    fast = reference.initial_states(bits.shape[2])[0]
+    for tick_bits, tick_labels in zip(bits, labels):    # the sum over the window's ticks, one step
+        u, fast = reference.fast_tick(tick_bits, fast)
+        (u * synthetic_gradient(synth, u, label_context(tick_labels, s.m + 1))).sum().backward()
+        fast = (fast[0].detach(), fast[1].detach())
+    opt.step()
+    for a, b in zip(reference.fast_parameters(), trainer.model.fast_parameters()):
+        torch.testing.assert_close(a, b)
+    every_tick = make_trainer("dni", HierarchySettings())
+    every_tick.step(*window(K=3))
+    assert every_tick.fast_updates == 3
 
 
 def test_without_a_signal_the_fast_network_never_changes():

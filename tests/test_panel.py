@@ -377,3 +377,22 @@ def test_a_count_axis_shows_whole_numbers_once_each():
     plot.append({"step": 4, "solved/bptt": 3, "solved/dni": 30})
     plot.redraw()
     assert plot.figure.layout.yaxis.dtick == 5
+
+
+def test_a_subplot_can_draw_each_method_against_its_own_clock():
+    from dni_lite.display.live_plot import LivePlot, Plot
+    plot = LivePlot([Plot("acc", ["acc/a", "acc/b"]),
+                     Plot("acc per second", ["acc/a", "acc/b"], x_title="seconds",
+                          x_keys={"acc/a": "seconds/a", "acc/b": "seconds/b"})], mode="widget")
+    for step in (1, 2):
+        plot.append({"step": step, "acc/a": 10.0 * step, "acc/b": 20.0 * step,
+                     "seconds/a": 0.5 * step, "seconds/b": 3.0 * step})
+    plot.redraw()
+    by_axis = {(t.xaxis, t.meta["key"]): list(t.x) for t in plot.figure.data}
+    assert by_axis[("x", "acc/a")] == by_axis[("x", "acc/b")] == [1, 2]
+    assert by_axis[("x2", "acc/a")] == [0.5, 1.0] and by_axis[("x2", "acc/b")] == [3.0, 6.0]
+    assert plot.figure.layout.xaxis.title.text == "step"
+    assert plot.figure.layout.xaxis2.title.text == "seconds"
+    assert plot.snapshot_png()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="x_keys"):
+        Plot("p", ["acc/a"], x_keys={"acc/z": "seconds/z"})

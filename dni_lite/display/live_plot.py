@@ -60,7 +60,9 @@ class Plot:
     ``labels`` renames keys in the legend and hover text; ``log_y`` uses a log
     axis; ``y_range`` fixes the axis; ``zoom_tail`` (a fraction) fits the y
     axis to the last part of the x range, where final values differ;
-    ``integer_y`` for counts.
+    ``integer_y`` for counts. ``x_keys`` draws a metric against another
+    metric than the figure's x (for example each method against its own
+    training seconds), with ``x_title`` as this subplot's x-axis title.
     """
 
     title: str
@@ -71,10 +73,15 @@ class Plot:
     y_range: tuple[float, float] | None = None
     zoom_tail: float | None = None
     integer_y: bool = False
+    x_keys: Mapping[str, str] = field(default_factory=dict)
+    x_title: str = ""
 
     def __post_init__(self) -> None:
         if not self.keys:
             raise ValueError(f"plot {self.title!r}: keys must name at least one metric")
+        unknown = set(self.x_keys) - set(self.keys)
+        if unknown:
+            raise ValueError(f"plot {self.title!r}: x_keys names metrics it does not draw: {sorted(unknown)}")
         if self.zoom_tail is not None and not 0 < self.zoom_tail <= 1:
             raise ValueError(f"zoom_tail must be in (0, 1], got {self.zoom_tail}")
 
@@ -86,6 +93,7 @@ class _Line:
     label: str
     style: LineStyle
     layer: str | None
+    x_key: str | None = None     # None: the figure's x
 
 
 class LivePlot:
@@ -122,7 +130,8 @@ class LivePlot:
                             legendgroup=line.style.group, showlegend=line.style.group not in shown,
                             line=dict(color=line.style.colour, dash=line.style.dash, width=2),
                             marker=dict(color=line.style.colour, size=7),
-                            hovertemplate=f"{line.label}: %{{y:.4g}} at {self.x_title} %{{x}}<extra></extra>",
+                            hovertemplate=f"{line.label}: %{{y:.4g}} at {self._x_title(line.plot)} "
+                                          "%{x}<extra></extra>",
                             meta={"key": line.key, "layer": line.layer},
                             row=1, col=line.plot + 1)
             shown.add(line.style.group)
@@ -133,14 +142,17 @@ class LivePlot:
                 fig.update_yaxes(range=list(plot.y_range), row=1, col=col)
             if plot.integer_y:
                 fig.update_yaxes(tickformat="d", rangemode="tozero", row=1, col=col)
-            fig.update_xaxes(title_text=self.x_title, exponentformat="power", row=1, col=col,
-                             type="category" if x_measured else "linear")
+            fig.update_xaxes(title_text=self._x_title(col - 1), exponentformat="power", row=1, col=col,
+                             type="category" if x_measured and not plot.x_keys else "linear")
         fig.update_layout(height=height, autosize=True, margin=dict(l=60, r=20, t=40, b=50),
                           legend=dict(orientation="h", y=-0.3), template="plotly_white")
         self.figure, self.widget = figure_in_mode(fig, self.mode)
         self._rows: list[Mapping[str, float]] = []
         self._last_draw = 0.0
         self.redraws = 0
+
+    def _x_title(self, plot: int) -> str:
+        return self.plots[plot].x_title or self.x_title
 
     # -- data -----------------------------------------------------------------------
     def reset(self) -> None:
@@ -164,11 +176,12 @@ class LivePlot:
     def _points(self, line: _Line) -> tuple[list[Any], list[float]]:
         """The plotted (x, y) of one line: finite values only, and > 0 on a log axis."""
         log = self.plots[line.plot].log_y
+        x_key = line.x_key or self.x_key
         xs, ys = [], []
         for r in self._rows:
             value = r.get(line.key)
-            if finite(value) and (value > 0 or not log) and self.x_key in r:
-                xs.append(r[self.x_key])
+            if finite(value) and (value > 0 or not log) and x_key in r and r[x_key] is not None:
+                xs.append(r[x_key])
                 ys.append(float(value))
         return xs, ys
 
@@ -238,7 +251,7 @@ class LivePlot:
                         linewidth=0 if trace.mode == "markers" else 1.6,
                         label=trace.name if trace.showlegend is not False else None)
             ax.set_title(plot.title, fontsize=10)
-            ax.set_xlabel(self.x_title, fontsize=9)
+            ax.set_xlabel(self._x_title(index), fontsize=9)
             ax.set_ylabel(plot.y_title or plot.title, fontsize=9)
             if plot.log_y:
                 ax.set_yscale("log")
@@ -276,7 +289,7 @@ def _lines(plots: Sequence[Plot]) -> list[_Line]:
             position = siblings.index(key) if key in siblings else 0
             style = styles.line(key, position, len(siblings) if layer_of(key) else 1)
             label = plot.labels.get(key) or default_label(key)
-            lines.append(_Line(key, index, label, style, layer_of(key)))
+            lines.append(_Line(key, index, label, style, layer_of(key), plot.x_keys.get(key)))
     return lines
 
 

@@ -43,6 +43,7 @@ from .timeline import Costs
 from ..validate import check_bool, check_choice, check_float, check_int, check_methods
 
 METHODS = ("locked", "dni", "no_signal")
+ABLATIONS = ("none", "zero_synthetic_gradient", "one_fast_update_per_window")
 METHOD_NAMES = {"locked": "locked (BPTT through both)", "dni": "DNI-joined",
                 "no_signal": "no signal to the fast network"}
 State = tuple[Tensor, Tensor]
@@ -57,15 +58,17 @@ class HierarchicalRNN(nn.Module):
     reaches the message from the first update on.
     """
 
-    def __init__(self, m: int, hidden_dim: int = 32, message_dim: int = 8) -> None:
+    def __init__(self, m: int, hidden_dim: int = 32, message_dim: int = 8,
+                 slow_dim: int | None = None) -> None:
         super().__init__()
         self.m = check_int("m", m, 1)
         self.hidden_dim = check_int("hidden_dim", hidden_dim, 1)
         self.message_dim = check_int("message_dim", message_dim, 1)
+        self.slow_dim = hidden_dim if slow_dim is None else check_int("slow_dim", slow_dim, 1)
         self.fast = nn.LSTMCell(2, hidden_dim)
         self.message = nn.Linear(hidden_dim, message_dim)
-        self.slow = nn.LSTMCell(message_dim, hidden_dim)
-        self.readout = nn.Linear(hidden_dim, m + 1)
+        self.slow = nn.LSTMCell(message_dim, self.slow_dim)
+        self.readout = nn.Linear(self.slow_dim, m + 1)
         self.skip = nn.Linear(message_dim, m + 1)
 
     def fast_parameters(self) -> list[nn.Parameter]:
@@ -74,10 +77,11 @@ class HierarchicalRNN(nn.Module):
     def slow_parameters(self) -> list[nn.Parameter]:
         return [*self.slow.parameters(), *self.readout.parameters(), *self.skip.parameters()]
 
-    def initial_state(self, batch_size: int) -> State:
-        """The zero (h, c) for ``batch_size`` streams (the same size for both networks)."""
-        zero = torch.zeros(check_int("batch_size", batch_size, 1), self.hidden_dim)
-        return zero, zero.clone()
+    def initial_states(self, batch_size: int) -> tuple[State, State]:
+        """The zero (h, c) of the fast and of the slow network for ``batch_size`` streams."""
+        check_int("batch_size", batch_size, 1)
+        return tuple((torch.zeros(batch_size, dim), torch.zeros(batch_size, dim))
+                     for dim in (self.hidden_dim, self.slow_dim))
 
     def fast_tick(self, bits: Tensor, state: State) -> tuple[Tensor, State]:
         """Read ``bits [m, B]`` from ``state``; return the message ``[B, message_dim]`` and the state."""
@@ -128,8 +132,7 @@ class LockedTrainer:
 
     def _states(self, batch_size: int) -> tuple[State, State]:
         if self.fast_state is None or self.fast_state[0].shape[0] != batch_size:
-            self.fast_state = self.model.initial_state(batch_size)
-            self.slow_state = self.model.initial_state(batch_size)
+            self.fast_state, self.slow_state = self.model.initial_states(batch_size)
         return _detached(self.fast_state), _detached(self.slow_state)
 
     def step(self, bits: Tensor, labels: Tensor) -> Row:
@@ -149,7 +152,10 @@ class DecoupledTrainer(LockedTrainer):
     """A decoupled interface at every message: the fast network updates at each tick.
 
     ``sg_scale = 0`` is the ``"no_signal"`` ablation: no synthetic gradient,
-    so the fast network is never updated. ``seconds`` splits the time spent
+    so the fast network is never updated. ``every_tick = False`` is the
+    update-rate control: the same synthetic gradients, summed over the window
+    and applied in one update at its end, as often as the locked system
+    updates. ``seconds`` splits the time spent
     into the fast network's forward and backward (its updates), the slow
     network's forward and backward, and the synthesizer (prediction and
     regression): the per-window costs that ``two_worker_costs`` turns into a
@@ -159,7 +165,7 @@ class DecoupledTrainer(LockedTrainer):
     PARTS = ("fast_forward", "fast_backward", "slow_forward", "slow_backward", "synthesizer")
 
     def __init__(self, model: HierarchicalRNN, synthesizer: Synthesizer, lower_lr: float,
-                 upper_lr: float, synth_lr: float, sg_scale: float = 1.0) -> None:
+                 upper_lr: float, synth_lr: float, sg_scale: float = 1.0, every_tick: bool = True) -> None:
         super().__init__(model, lower_lr, upper_lr)
         if synthesizer.dim != model.message_dim:
             raise ValueError(f"synthesizer must predict dL/du for messages of size {model.message_dim}, "
@@ -167,6 +173,7 @@ class DecoupledTrainer(LockedTrainer):
         self.synthesizer = synthesizer
         self.synth_opt = torch.optim.Adam(synthesizer.parameters(), lr=synth_lr)
         self.sg_scale = check_float("sg_scale", sg_scale, 0.0)
+        self.every_tick = check_bool("every_tick", every_tick)
         self.seconds = dict.fromkeys(self.PARTS, 0.0)
         self.windows = 0
 
@@ -180,10 +187,15 @@ class DecoupledTrainer(LockedTrainer):
         self.seconds[part] += now - start
         return now
 
+    def _update_fast(self) -> None:
+        self.fast_opt.step()
+        self.fast_updates += 1
+
     def step(self, bits: Tensor, labels: Tensor) -> Row:
         """Train on one window: the fast network tick by tick, then the slow network."""
         fast, slow = self._states(bits.shape[2])
         messages, contexts = [], []
+        self.fast_opt.zero_grad()      # the control sums the window's gradients
         t = time.perf_counter()
         for tick_bits, tick_labels in zip(bits, labels):
             message, fast = self.model.fast_tick(tick_bits, fast)
@@ -192,10 +204,11 @@ class DecoupledTrainer(LockedTrainer):
             if self.sg_scale > 0:      # update now, from the predicted dL/du
                 synthetic = self.sg_scale * synthetic_gradient(self.synthesizer, message, context)
                 t = self._timed("synthesizer", t)
-                self.fast_opt.zero_grad()
+                if self.every_tick:
+                    self.fast_opt.zero_grad()
                 (message * synthetic).sum().backward()
-                self.fast_opt.step()
-                self.fast_updates += 1
+                if self.every_tick:
+                    self._update_fast()
                 t = self._timed("fast_backward", t)
             fast = _detached(fast)
             messages.append(message.detach().requires_grad_())
@@ -211,6 +224,8 @@ class DecoupledTrainer(LockedTrainer):
         self.slow_opt.step()
         t = self._timed("slow_backward", t)
         row = {"train_loss": float(loss.detach()) / len(labels), "train_acc": correct / len(labels)}
+        if self.sg_scale > 0 and not self.every_tick:     # the control: one update per window
+            self._update_fast()
         if self.sg_scale > 0:          # the true gradients arrive: regress on them
             synth_loss = sum(synthesizer_loss(self.synthesizer, message, message.grad, context)
                              for message, context in zip(messages, contexts)) / len(messages)
@@ -229,7 +244,8 @@ class HierarchySettings(Settings):
     """Notebook 08's experiment: the locked, the DNI-joined and the no-signal system side by side.
 
     ``m``: fast steps per slow tick; ``K``: the slow network's truncation in
-    ticks (one window, one slow update); ``hidden_dim``: units of each LSTM;
+    ticks (one window, one slow update); ``hidden_dim``: units of the fast LSTM;
+    ``slow_dim``: units of the slow LSTM (a wider slow network costs more per tick);
     ``message_dim``: size of the message u; ``kind``: the synthesizer;
     ``context``: cDNI (the tick's label as the synthesizer's context);
     ``sg_scale``: factor on the synthetic gradient; ``lower_lr``,
@@ -237,24 +253,27 @@ class HierarchySettings(Settings):
     network and the synthesizer; ``windows``: the budget, in windows;
     ``target``: the test accuracy (percent) that counts as solved (for
     windows-to-target). ``ablation``: ``"zero_synthetic_gradient"`` switches the
-    DNI-joined system's synthetic gradient off (it becomes the no-signal system).
+    DNI-joined system's synthetic gradient off (it becomes the no-signal system);
+    ``"one_fast_update_per_window"`` keeps it but applies it once per window,
+    as often as the locked system updates (the update-rate control).
     """
 
     m: int = 4
     K: int = 16
     hidden_dim: int = 32
+    slow_dim: int = 32
     message_dim: int = 8
     kind: str = "linear"
     context: bool = True
     sg_scale: float = 1.0
     lower_lr: float = 3e-3
     upper_lr: float = 3e-3
-    synth_lr: float = 3e-4
+    synth_lr: float = 1e-3
     windows: int = 200
     batch_size: int = 32
     seed: int = 0
     log_every: int = 5
-    target: float = 95.0
+    target: float = 97.0
     methods: tuple[str, ...] = METHODS
     ablation: str = "none"
 
@@ -262,6 +281,7 @@ class HierarchySettings(Settings):
         check_int("m", self.m, 1, 16)
         check_int("K", self.K, 1, 64)
         check_int("hidden_dim", self.hidden_dim, 1)
+        check_int("slow_dim", self.slow_dim, 1)
         check_int("message_dim", self.message_dim, 1)
         check_choice("kind", self.kind, KINDS)
         check_bool("context", self.context)
@@ -274,7 +294,7 @@ class HierarchySettings(Settings):
         check_int("seed", self.seed, 0)
         check_int("log_every", self.log_every, 1)
         check_float("target", self.target, 0.0, 100.0)
-        check_choice("ablation", self.ablation, ("none", "zero_synthetic_gradient"))
+        check_choice("ablation", self.ablation, ABLATIONS)
         check_methods(self.methods, METHODS)
 
 
@@ -283,19 +303,19 @@ def make_trainer(method: str, settings: HierarchySettings) -> LockedTrainer:
     check_choice("method", method, METHODS)
     s = settings
     with seeded(s.seed):
-        model = HierarchicalRNN(s.m, s.hidden_dim, s.message_dim)
+        model = HierarchicalRNN(s.m, s.hidden_dim, s.message_dim, s.slow_dim)
         synth = Synthesizer(s.message_dim, context_dim=(s.m + 1) if s.context else 0, kind=s.kind)
     if method == "locked":
         return LockedTrainer(model, s.lower_lr, s.upper_lr)
-    return DecoupledTrainer(model, synth, s.lower_lr, s.upper_lr, s.synth_lr,
-                            s.sg_scale if method == "dni" and s.ablation == "none" else 0.0)
+    signal = method == "dni" and s.ablation != "zero_synthetic_gradient"
+    return DecoupledTrainer(model, synth, s.lower_lr, s.upper_lr, s.synth_lr, s.sg_scale if signal else 0.0,
+                            every_tick=s.ablation != "one_fast_update_per_window")
 
 
 @torch.no_grad()
 def evaluate(model: HierarchicalRNN, bits: Tensor, labels: Tensor) -> float:
     """Test accuracy (percent) at the slow ticks of fresh streams, from the zero state."""
-    zero = model.initial_state(bits.shape[2])
-    return run_window(model, bits, labels, zero, zero)[1]
+    return run_window(model, bits, labels, *model.initial_states(bits.shape[2]))[1]
 
 
 def hierarchy_experiment(settings: HierarchySettings | None = None, **overrides) -> Iterator[Row]:
