@@ -213,6 +213,9 @@ class DecoupledTrainer(LockedTrainer):
             fast = _detached(fast)
             messages.append(message.detach().requires_grad_())
             contexts.append(context)
+        if self.sg_scale > 0 and not self.every_tick:     # the control: one update per window
+            self._update_fast()
+            t = self._timed("fast_backward", t)
         loss, correct = 0.0, 0.0
         for message, tick_labels in zip(messages, labels):
             logits, slow = self.model.slow_tick(message, slow)
@@ -224,8 +227,6 @@ class DecoupledTrainer(LockedTrainer):
         self.slow_opt.step()
         t = self._timed("slow_backward", t)
         row = {"train_loss": float(loss.detach()) / len(labels), "train_acc": correct / len(labels)}
-        if self.sg_scale > 0 and not self.every_tick:     # the control: one update per window
-            self._update_fast()
         if self.sg_scale > 0:          # the true gradients arrive: regress on them
             synth_loss = sum(synthesizer_loss(self.synthesizer, message, message.grad, context)
                              for message, context in zip(messages, contexts)) / len(messages)
