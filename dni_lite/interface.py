@@ -60,7 +60,7 @@ from .validate import check_bool, check_choice, check_float, check_int
 ABLATIONS = ("none", "zero_synthetic_gradient", "shuffled_context", "no_bootstrap")
 # the suffix of a control copy's variant name: "cdni" under "shuffled_context" is "cdni_shuffled"
 CONTROL_SUFFIX = {"zero_synthetic_gradient": "zero_sg", "shuffled_context": "shuffled",
-                  "no_bootstrap": "no_bootstrap"}
+                  "no_bootstrap": "no_bootstrap", "one_fast_update_per_window": "one_update"}
 
 
 def control_name(variant: str, ablation: str) -> str:
