@@ -16,6 +16,7 @@ from dni_lite.parallel import methods
 from dni_lite.parallel.balance import balanced_stages, stage_cost
 from dni_lite.parallel.pipeline_backprop import train_pipeline_backprop
 from dni_lite.parallel.stage import build_stages, load_data
+from dni_lite.synthesizer import Synthesizer
 
 TINY = dict(workers=2, depth=3, width=32, batch_size=16, steps=12, eval_every=4, seed=1,
             batchnorm=False)
@@ -109,6 +110,17 @@ def test_methods_settings_and_presets():
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
 
 
+def test_the_heavy_preset_uses_the_cheaper_mlp_synthesizer():
+    heavy = methods.PRESETS["heavy"]
+    assert heavy.config().synth_kind == "mlp" and methods.PRESETS["default"].config().synth_kind == "linear"
+    with pytest.raises(ValueError, match="synth_kind"):
+        methods.MethodsSettings(synth_kind="quadratic")
+    # why: at width 1024 the MLP synthesizer (64 hidden units) has under a sixth of the linear one's weights
+    sizes = {kind: sum(p.numel() for p in Synthesizer(heavy.width, 10, kind=kind).parameters())
+             for kind in ("linear", "mlp")}
+    assert sizes["mlp"] * 6 < sizes["linear"]
+
+
 def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     settings = methods.MethodsSettings(depth=2, width=16, batch_size=16, steps=12, eval_every=4,
                                        repeats=1, micro_batches=(2,), target_accuracy=15.0)
@@ -156,6 +168,21 @@ def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio(
     assert "never reached" in methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0)]))
 
 
+def test_the_ceiling_says_how_few_steps_dni_would_need():
+    def result(predicted):
+        return {"settings": {"workers": 2},
+                "methods": {"backprop_1worker": {"examples_per_s": 100.0},
+                            "backprop_all_cores": {"examples_per_s": 160.0},
+                            "dni_pipeline": {"examples_per_s": 120.0,
+                                             "predicted_examples_per_s": predicted}}}
+    words = methods.ceiling_words(result(None))
+    assert "perfect 2-worker pipeline would run at 1.25x" in words
+    assert "at most 1.25x backprop's steps" in words and "fewer" not in words
+    words = methods.ceiling_words(result(144.0))
+    assert "as simulated (its measured costs) at 0.90x" in words
+    assert "at most 0.90x backprop's steps; fewer than exact gradients need" in words
+
+
 @pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),
                                           ("GPipe: trying", 400), ("DNI pipeline", 100)])
 def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps, worker_processes,
@@ -182,6 +209,8 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     heavy = methods.load(methods.reference_path("heavy"))
     assert heavy["provenance"]["command"].startswith("python -m dni_lite.bench --preset heavy ")
     assert heavy["settings"]["width"] == methods.PRESETS["heavy"].width
+    assert heavy["settings"]["synth_kind"] == methods.PRESETS["heavy"].synth_kind
+    assert "with mlp synthesizers" in methods.format_table(heavy)
     assert "steps of all-core backprop" in methods.format_table(ref)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")
