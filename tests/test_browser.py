@@ -95,7 +95,7 @@ def lab(tmp_path_factory):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("JupyterLab did not start:\n" + (workdir / "jupyter.log").read_text())
                 time.sleep(0.2)
-        yield {"base": base, "token": token, "chromium": chromium}
+        yield {"base": base, "token": token, "chromium": chromium, "log": workdir / "jupyter.log"}
     finally:
         server.terminate()
         try:
@@ -159,8 +159,16 @@ def _restart_and_run_all(page) -> None:
 STATIC_NB = "01_static_plots.ipynb"
 
 
-def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None):
-    """A new page on ``url``: restart the kernel, run all cells, wait until idle; return the page."""
+def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None,
+                      log: Path | None = None):
+    """A new page on ``url``: restart the kernel, run all cells, wait until idle; return the page.
+
+    If the run does not end within ``budget_s``, the failure says what the kernel indicator
+    showed and ends with the server's ``log``: a lost kernel connection reads differently
+    from a slow cell.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
@@ -170,6 +178,12 @@ def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None
     page.wait_for_selector(".jp-InputPrompt:has-text('*')", timeout=30_000)
     try:
         _wait_idle(page, budget_s)
+    except PlaywrightTimeout:
+        status = page.locator(".jp-Notebook-ExecutionIndicator").first
+        tail = "".join(log.read_text().splitlines(keepends=True)[-30:]) if log else ""
+        pytest.fail(f"the run did not end within {budget_s} s; kernel indicator: "
+                    f"{status.get_attribute('data-status') if status.count() else 'absent'}; "
+                    f"last lines of the server log:\n{tail}")
     finally:
         if screenshot:
             page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
@@ -248,7 +262,8 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
     # a workspace of its own, reset, so no tab from an earlier notebook is restored
     workspace = notebook.split("_")[0]
     page = _open_and_run_all(browser, f"{lab['base']}/lab/workspaces/nb{workspace}/tree/{notebook}"
-                             f"?reset&token={lab['token']}", budget, f"{notebook}.run-all.png")
+                             f"?reset&token={lab['token']}", budget, f"{notebook}.run-all.png",
+                             lab["log"])
     page.wait_for_selector(".js-plotly-plot .scatterlayer .trace", timeout=30_000)
     assert page.locator("text=Loading widget").count() == 0, "a widget did not render"
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
@@ -304,7 +319,7 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
 def test_static_plot_mode_renders_and_reruns(lab, browser):
     """The mode VS Code and Colab get: no FigureWidget, the figure still draws and updates."""
     page = _open_and_run_all(browser, f"{lab['base']}/lab/workspaces/static/tree/{STATIC_NB}"
-                             f"?reset&token={lab['token']}", 240, None)
+                             f"?reset&token={lab['token']}", 240, None, lab["log"])
     panel = _nth_panel(page, 0)
     try:
         panel.scroll_into_view_if_needed()
@@ -336,7 +351,7 @@ def test_static_plot_mode_renders_and_reruns(lab, browser):
 def test_notebook7_interface(lab, browser, notebook):
     """The same notebooks in Notebook 7's interface: Run All, every widget and figure renders."""
     page = _open_and_run_all(browser, f"{lab['base']}/notebooks/{notebook}?token={lab['token']}",
-                             NOTEBOOKS[notebook][3], f"notebook7-{notebook}.png")
+                             NOTEBOOKS[notebook][3], f"notebook7-{notebook}.png", lab["log"])
     page.wait_for_selector(".js-plotly-plot .trace", timeout=30_000)
     assert page.locator("text=Loading widget").count() == 0, "a widget did not render"
     _check_figures_and_status(page)
