@@ -130,8 +130,11 @@ class MethodsSettings(Settings):
 
 PRESETS = {
     "default": MethodsSettings(),        # notebook 07's model
+    # heavy's target sits above what its top stage reaches alone over random lower features
+    # (the zero-synthetic-gradient control stays below 48% within 240 steps on seeds 0-2),
+    # so reaching it takes learning below the interface
     "heavy": MethodsSettings(depth=7, width=1024, batch_size=256, steps=120, eval_every=20,
-                             target_accuracy=40.0, synth_kind="mlp"),
+                             target_accuracy=48.0, synth_kind="mlp"),
 }
 
 
