@@ -18,6 +18,7 @@ import dataclasses
 import sys
 
 from .parallel import methods
+from .synthesizer import KINDS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="training steps per run (default: the preset's)")
     parser.add_argument("--workers", type=int, help="pipeline workers (default: the preset's)")
     parser.add_argument("--seed", type=int, help="seed of weights and batches (default 0)")
-    parser.add_argument("--synth", choices=methods.KINDS,
+    parser.add_argument("--synth", choices=KINDS,
                         help="the DNI pipeline's synthesizers (default: the preset's)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="ignore a GPU if present (default: also measure backprop and DNI on it)")

@@ -159,8 +159,7 @@ def _restart_and_run_all(page) -> None:
 STATIC_NB = "01_static_plots.ipynb"
 
 
-def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None,
-                      log: Path | None = None):
+def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None, log: Path):
     """A new page on ``url``: restart the kernel, run all cells, wait until idle; return the page.
 
     If the run does not end within ``budget_s``, the failure says what the kernel indicator
@@ -180,7 +179,7 @@ def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None
         _wait_idle(page, budget_s)
     except PlaywrightTimeout:
         status = page.locator(".jp-Notebook-ExecutionIndicator").first
-        tail = "".join(log.read_text().splitlines(keepends=True)[-30:]) if log else ""
+        tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
         pytest.fail(f"the run did not end within {budget_s} s; kernel indicator: "
                     f"{status.get_attribute('data-status') if status.count() else 'absent'}; "
                     f"last lines of the server log:\n{tail}")

@@ -338,12 +338,14 @@ def ceiling_words(result: dict[str, Any]) -> str:
     perfect = workers * m["backprop_1worker"]["examples_per_s"] / all_cores
     words = (f"ceiling: a perfect {workers}-worker pipeline would run at {perfect:.2f}x all-core "
              f"backprop here")
+    ceiling = perfect
     predicted = m["dni_pipeline"].get("predicted_examples_per_s")
     if predicted:
-        words += f", this one as simulated (its measured costs) at {predicted / all_cores:.2f}x"
-        perfect = min(perfect, predicted / all_cores)
-    fewer = "; fewer than exact gradients need" if perfect < 1 else ""
-    return (words + f": to be first, DNI must reach the target in at most {perfect:.2f}x "
+        simulated = predicted / all_cores
+        words += f", this one as simulated (its measured costs) at {simulated:.2f}x"
+        ceiling = min(perfect, simulated)
+    fewer = "; fewer than exact gradients need" if ceiling < 1 else ""
+    return (words + f": to be first, DNI must reach the target in at most {ceiling:.2f}x "
             f"backprop's steps{fewer}")
 
 
