@@ -6,7 +6,8 @@
 ``--preset default`` is notebook 07's model (depth 3 x width 256, batch 64);
 ``--preset heavy`` is depth 7 x width 1024, batch 256, where each stage has
 enough work to pay for its messages (its DNI pipeline uses MLP synthesizers;
-``--synth linear`` measures the linear ones). The methods and how they are measured
+``--synth linear`` measures the linear ones, and its targets arrive two steps
+late, ``--target-delay 1`` measures one). The methods and how they are measured
 are in ``dni_lite.parallel.methods``; the results file records its command,
 settings, versions, commit, machine and wall time. The older width sweep
 (backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
@@ -31,13 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, help="seed of weights and batches (default 0)")
     parser.add_argument("--synth", choices=KINDS,
                         help="the DNI pipeline's synthesizers (default: the preset's)")
+    parser.add_argument("--target-delay", type=int,
+                        help="steps between a DNI prediction and the target it regresses on "
+                             "(default: the preset's)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="ignore a GPU if present (default: also measure backprop and DNI on it)")
     parser.add_argument("--out", default=None, help="write the results JSON here")
     args = parser.parse_args(argv)
     changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
                                  ("workers", args.workers), ("seed", args.seed),
-                                 ("synth_kind", args.synth)) if v is not None}
+                                 ("synth_kind", args.synth),
+                                 ("target_delay", args.target_delay)) if v is not None}
     if args.no_cuda:
         changes["cuda"] = False
     try:

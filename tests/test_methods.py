@@ -121,6 +121,13 @@ def test_the_heavy_preset_uses_the_cheaper_mlp_synthesizer():
     assert sizes["mlp"] * 6 < sizes["linear"]
 
 
+def test_the_heavy_preset_gives_its_balanced_stages_a_step_of_slack():
+    heavy, default = methods.PRESETS["heavy"], methods.PRESETS["default"]
+    assert heavy.config().target_delay == 2 and default.config().target_delay == 1
+    with pytest.raises(ValueError, match="target_delay"):
+        methods.MethodsSettings(target_delay=9)
+
+
 def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     settings = methods.MethodsSettings(depth=2, width=16, batch_size=16, steps=12, eval_every=4,
                                        repeats=1, micro_batches=(2,), target_accuracy=15.0)
@@ -210,7 +217,8 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert heavy["provenance"]["command"].startswith("python -m dni_lite.bench --preset heavy ")
     assert heavy["settings"]["width"] == methods.PRESETS["heavy"].width
     assert heavy["settings"]["synth_kind"] == methods.PRESETS["heavy"].synth_kind
-    assert "with mlp synthesizers" in methods.format_table(heavy)
+    assert heavy["settings"]["target_delay"] == methods.PRESETS["heavy"].target_delay
+    assert "with mlp synthesizers, targets 2 step(s) late" in methods.format_table(heavy)
     assert "steps of all-core backprop" in methods.format_table(ref)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")
