@@ -41,8 +41,7 @@ import torch
 from ..experiments import timeline
 from ..provenance import provenance as _provenance
 from ..runner import Progress, Settings
-from ..synthesizer import KINDS
-from ..validate import check_bool, check_choice, check_float, check_int
+from ..validate import check_bool, check_float, check_int
 from .balance import balanced
 from .bench import _in_background, stage_costs, steps_to_accuracy, summary, time_to_accuracy
 from .config import ParallelConfig
@@ -110,12 +109,11 @@ class MethodsSettings(Settings):
         if not isinstance(self.micro_batches, tuple) or not self.micro_batches:
             raise ValueError(f"micro_batches must be a non-empty tuple of counts, "
                              f"got {self.micro_batches!r}")
+        config = self.config()     # checks the fields only the DNI pipeline reads (synth_kind, target_delay)
         for m in self.micro_batches:
-            check_micro_batches(self.config(), m)
+            check_micro_batches(config, m)
         check_bool("balance", self.balance)
         check_float("lr", self.lr, 0.0, low_open=True)
-        check_choice("synth_kind", self.synth_kind, KINDS)
-        check_int("target_delay", self.target_delay, 0, 8)
         check_int("seed", self.seed, 0)
         if self.cuda is not None and not isinstance(self.cuda, bool):
             raise ValueError(f"cuda must be True, False or None, got {self.cuda!r}")
