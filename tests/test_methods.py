@@ -219,6 +219,7 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert heavy["settings"]["synth_kind"] == methods.PRESETS["heavy"].synth_kind
     assert heavy["settings"]["target_delay"] == methods.PRESETS["heavy"].target_delay
     assert "with mlp synthesizers, targets 2 step(s) late" in methods.format_table(heavy)
+    assert "with linear synthesizers, targets 1 step(s) late" in methods.format_table(ref)
     assert "steps of all-core backprop" in methods.format_table(ref)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")

@@ -282,8 +282,8 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = [f"MLP depth {s['depth']} x width {s['width']}, batch {s['batch_size']}, "
              f"{s['workers']} workers, {s['steps']} steps, medians of {s['repeats']} interleaved "
-             f"repeats; DNI stages {result['stages']} with {s.get('synth_kind', 'linear')} "
-             f"synthesizers, targets {s.get('target_delay', 1)} step(s) late; "
+             f"repeats; DNI stages {result['stages']} with {s['synth_kind']} "
+             f"synthesizers, targets {s['target_delay']} step(s) late; "
              f"micro-batches {result['micro_batches']}",
              f"{'method':<20} {'device':<22} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
              f"{'predicted ex/s':>14} {'s to ' + format(s['target_accuracy'], '.0f') + '%':>9} "
