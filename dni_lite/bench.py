@@ -1,5 +1,8 @@
 """``python -m dni_lite.bench``: the five training methods, measured, as a table and a JSON file.
 
+Beside them runs the DNI pipeline's control (its synthesizers zeroed), whose test accuracy
+says whether the synthetic gradients taught the lower stages anything.
+
     python -m dni_lite.bench --preset heavy --out data/bench_heavy.json
     python -m dni_lite.bench --preset default --out data/bench_default.json
 

@@ -102,9 +102,9 @@ def test_methods_settings_and_presets():
         methods.MethodsSettings(batch_size=64, micro_batches=(3,))
     with pytest.raises(ValueError, match="workers"):
         methods.MethodsSettings(depth=1, workers=3)
-    assert methods.MethodsSettings(cuda=False).methods() == methods.METHODS
+    assert methods.MethodsSettings(cuda=False).methods() == methods.METHODS + (methods.CONTROL,)
     if not torch.cuda.is_available():
-        assert methods.MethodsSettings().methods() == methods.METHODS
+        assert methods.MethodsSettings().methods() == methods.METHODS + (methods.CONTROL,)
         with pytest.raises(ValueError, match="cuda"):
             methods.MethodsSettings(cuda=True)
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
@@ -147,8 +147,12 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     # value in the row a panel draws (the panel would call it a divergence)
     assert all(math.isfinite(v) for v in result["row"].values())
     assert result["methods"]["dni_pipeline"]["seconds_to_target"] > 0
+    # the control ran the same pipeline with its synthesizers zeroed: its lower stage never moved
+    assert loaded["methods"][methods.CONTROL]["runs"][0]["ablation"] == "zero_synthetic_gradient"
+    assert loaded["methods"]["dni_pipeline"]["runs"][0]["ablation"] == "none"
     table = methods.format_table(result)
     assert "DNI pipeline" in table and "GPipe" in table and "1F1B" in table
+    assert "DNI pipeline, SG zeroed" in table and "synthetic gradients: the DNI pipeline scored" in table
     # a corrupt or partial file is refused with a clear error
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a results file"):
@@ -173,6 +177,20 @@ def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio(
     assert "so it reaches it first" in methods.time_to_target_words(
         result(3.0, [(10, 1.0, 20.0), (20, 2.0, 45.0)]))
     assert "never reached" in methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0)]))
+
+
+def test_the_control_words_say_whether_the_synthetic_gradients_beat_zeroing_them():
+    def result(dni, zeroed):
+        return {"methods": {"dni_pipeline": {"test_accuracy": dni},
+                            methods.CONTROL: {"test_accuracy": zeroed}}}
+    helped = methods.control_words(result(45.0, 40.0))
+    assert "45.0% against 40.0%" in helped and "(+5.0 points)" in helped
+    assert "taught the lower stages something" in helped
+    # the control's own verdict: equal (within a point) is no evidence the synthetic gradients helped
+    for dni in (40.0, 40.9, 39.1):
+        words = methods.control_words(result(dni, 40.0))
+        assert "no better than leaving the lower stages as initialised (within 1 point)" in words
+    assert "did worse than leaving" in methods.control_words(result(21.4, 40.0))
 
 
 def test_the_ceiling_says_how_few_steps_dni_would_need():
@@ -221,5 +239,7 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert "with mlp synthesizers, targets 2 step(s) late" in methods.format_table(heavy)
     assert "with linear synthesizers, targets 1 step(s) late" in methods.format_table(ref)
     assert "steps of all-core backprop" in methods.format_table(ref)
+    for result in (ref, heavy):     # the reference runs measured the control too
+        assert "synthetic gradients: the DNI pipeline scored" in methods.format_table(result)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")

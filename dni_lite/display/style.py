@@ -32,7 +32,7 @@ NAMES = {"backprop": "backprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT(T)"
          "dni_noise": "noise at the boundary", "no_backprop": "no backprop", "fa": "FA", "dfa": "DFA",
          "kickback": "Kickback", "backprop_1worker": "backprop, 1 worker",
          "backprop_all_cores": "backprop, all cores", "gpipe": "GPipe", "1f1b": "1F1B",
-         "dni_pipeline": "DNI pipeline"}
+         "dni_pipeline": "DNI pipeline", "dni_pipeline_zero_sg": "DNI pipeline, SG zeroed"}
 REFERENCE_COLOUR = "#444444"
 CONTROL_DASHES = ["dash", "dot", "dashdot", "longdash"]
 

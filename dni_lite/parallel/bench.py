@@ -337,10 +337,14 @@ def _median_tta(results: list[dict[str, Any]], target: float) -> float:
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """A run's figures for a results file (without its weights, trace and per-step losses)."""
+    """A run's figures for a results file (without its weights, trace and per-step losses),
+    and the ablation it ran under (``"none"`` for the method itself)."""
     keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals",
             "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches")
-    return {k: result[k] for k in keep if k in result}
+    out = {k: result[k] for k in keep if k in result}
+    if "ablation" in result.get("config", {}):
+        out["ablation"] = result["config"]["ablation"]
+    return out
 
 
 def load_results(path: str | os.PathLike = DEFAULT_OUT) -> dict[str, Any]:

@@ -10,7 +10,14 @@ On the same model, data, batches, optimiser and K workers:
   ``torch.distributed.pipelining`` on K processes (exact gradients), at the
   best micro-batch count of a short sweep;
 * ``dni_pipeline``: the decoupled pipeline (``train_parallel``), its stages
-  chosen from measured per-layer costs (``balance.balanced``).
+  chosen from measured per-layer costs (``balance.balanced``);
+
+and the DNI pipeline's control, ``dni_pipeline_zero_sg``: the same run with its
+synthesizers' output zeroed, so every stage below the top one stays as
+initialised (Adam moves nothing on a zero gradient). Its test accuracy says
+whether the synthetic gradients taught the lower stages anything at all
+(``control_words``): a fast pipeline whose synthetic gradients do worse than
+leaving the lower stages alone has bought nothing.
 
 Where a CUDA GPU is present (``cuda=None`` uses it, ``False`` ignores it) two
 more run on it: ``backprop_gpu`` and ``dni_1process_gpu`` (the DNI schedule in
@@ -39,6 +46,7 @@ from typing import Any, Iterator
 import torch
 
 from ..experiments import timeline
+from ..interface import control_name
 from ..provenance import provenance as _provenance
 from ..runner import Progress, Settings
 from ..validate import check_bool, check_float, check_int
@@ -52,8 +60,11 @@ from .reference import train_backprop, train_in_process
 from .stage import load_data
 
 METHODS = ("backprop_1worker", "backprop_all_cores", "gpipe", "1f1b", "dni_pipeline")
+# the DNI pipeline with its synthesizers zeroed: what its lower stages learned from them
+CONTROL = control_name("dni_pipeline", "zero_synthetic_gradient")
 METHOD_NAMES = {"backprop_1worker": "backprop, 1 worker", "backprop_all_cores": "backprop, all cores",
-                "gpipe": "GPipe", "1f1b": "1F1B", "dni_pipeline": "DNI pipeline"}
+                "gpipe": "GPipe", "1f1b": "1F1B", "dni_pipeline": "DNI pipeline",
+                CONTROL: "DNI pipeline, SG zeroed"}
 GPU_METHODS = ("backprop_gpu", "dni_1process_gpu")
 METHOD_NAMES.update({"backprop_gpu": "backprop, GPU", "dni_1process_gpu": "DNI, 1 process, GPU"})
 # what notebook 00's simulator calls each scheme
@@ -121,9 +132,10 @@ class MethodsSettings(Settings):
             raise ValueError("cuda=True was asked for but no CUDA GPU is available")
 
     def methods(self) -> tuple[str, ...]:
-        """The methods this run measures: the five, and the GPU ones where a GPU is used."""
+        """The methods this run measures: the five, the DNI pipeline's control, and the GPU
+        ones where a GPU is used."""
         use = torch.cuda.is_available() if self.cuda is None else self.cuda
-        return METHODS + GPU_METHODS if use else METHODS
+        return METHODS + (CONTROL,) + (GPU_METHODS if use else ())
 
     def config(self) -> ParallelConfig:
         """The run every method shares (no BatchNorm: micro-batches would change it)."""
@@ -146,7 +158,7 @@ PRESETS = {
 
 def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                     ) -> Iterator[dict[str, float] | Progress]:
-    """Measure the five methods; yield Progress heartbeats, and a row after each round.
+    """Measure the five methods and the control; yield Progress heartbeats, and a row per round.
 
     Row keys follow ``<metric>/<method>``: ``examples_per_s``, ``seconds_to_target``
     (absent while the target is not reached),
@@ -184,13 +196,16 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             sweep[schedule][m] = run["examples_per_s"]
             done += 1
         best_m[schedule] = max(sweep[schedule], key=sweep[schedule].get)
-    # 3. the five methods, interleaved
+    # 3. the five methods and the control, interleaved
     runners = {
         "backprop_1worker": lambda: train_backprop(config, data, threads=1, stop=stop),
         "backprop_all_cores": lambda: train_backprop(config, data, threads=cores, stop=stop),
         "gpipe": lambda: train_pipeline_backprop(config, "gpipe", best_m["gpipe"], data, stop),
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
         "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
+        CONTROL: lambda: train_parallel(dataclasses.replace(dni_config,
+                                                            ablation="zero_synthetic_gradient"),
+                                        data=data, stop=stop),
         "backprop_gpu": lambda: train_backprop(config, data, device="cuda", stop=stop),
         "dni_1process_gpu": lambda: train_in_process(dni_config, data, device="cuda", stop=stop),
     }
@@ -278,14 +293,14 @@ def provenance(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The five methods of one results file, one line each."""
+    """The methods of one results file, one line each, and what they say."""
     s = result["settings"]
     lines = [f"MLP depth {s['depth']} x width {s['width']}, batch {s['batch_size']}, "
              f"{s['workers']} workers, {s['steps']} steps, medians of {s['repeats']} interleaved "
              f"repeats; DNI stages {result['stages']} with {s['synth_kind']} "
              f"synthesizers, targets {s['target_delay']} step(s) late; "
              f"micro-batches {result['micro_batches']}",
-             f"{'method':<20} {'device':<22} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
+             f"{'method':<23} {'device':<22} {'ex/s':>8} {'vs 1 worker':>11} {'vs all cores':>12} "
              f"{'predicted ex/s':>14} {'s to ' + format(s['target_accuracy'], '.0f') + '%':>9} "
              f"{'test acc':>8}"]
     for name, m in result["methods"].items():
@@ -293,11 +308,12 @@ def format_table(result: dict[str, Any]) -> str:
         pred = m["predicted_examples_per_s"]
         tta = m["seconds_to_target"]
         lines.append(
-            f"{METHOD_NAMES[name]:<20} {m.get('device', result['device'])[:22]:<22} {ex:>8.0f} "
+            f"{METHOD_NAMES[name]:<23} {m.get('device', result['device'])[:22]:<22} {ex:>8.0f} "
             f"{ex / result['methods']['backprop_1worker']['examples_per_s']:>10.2f}x "
             f"{ex / result['methods']['backprop_all_cores']['examples_per_s']:>11.2f}x "
             f"{'-' if pred is None else format(pred, '.0f'):>14} "
             f"{'never' if math.isinf(tta) else format(tta, '.1f'):>9} {m['test_accuracy']:>8.1f}")
+    lines.append(control_words(result))
     lines.append(time_to_target_words(result))
     lines.append(ceiling_words(result))
     if result.get("warning"):
@@ -308,6 +324,26 @@ def format_table(result: dict[str, Any]) -> str:
 def _steps_to_target(runs: list[dict[str, Any]], target: float) -> float:
     """Median over runs of the evaluated step where the test accuracy first reached ``target``."""
     return statistics.median(steps_to_accuracy(x["evals"], target) for x in runs)
+
+
+def control_words(result: dict[str, Any], margin: float = 1.0) -> str:
+    """Whether the DNI pipeline's synthetic gradients taught its lower stages anything.
+
+    The control zeroes them, leaving every stage below the top one as initialised;
+    the synthetic gradients help only if the DNI pipeline's test accuracy beats it
+    by more than ``margin`` points (one seed's run-to-run wobble).
+    """
+    dni = result["methods"]["dni_pipeline"]["test_accuracy"]
+    zeroed = result["methods"][CONTROL]["test_accuracy"]
+    if dni > zeroed + margin:
+        verdict = "they taught the lower stages something"
+    elif dni >= zeroed - margin:
+        verdict = (f"no better than leaving the lower stages as initialised (within {margin:g} "
+                   f"point{'s' if margin != 1 else ''})")
+    else:
+        verdict = "they did worse than leaving the lower stages as initialised"
+    return (f"synthetic gradients: the DNI pipeline scored {dni:.1f}% against {zeroed:.1f}% "
+            f"with its synthesizers zeroed ({dni - zeroed:+.1f} points): {verdict}")
 
 
 def time_to_target_words(result: dict[str, Any]) -> str:
@@ -395,7 +431,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a results file (not JSON: {exc})") from None
     missing = [k for k in ("settings", "methods", "provenance") if k not in result]
-    if missing or not set(METHODS) <= set(result["methods"]) <= set(METHODS + GPU_METHODS):
+    if missing or not set(METHODS + (CONTROL,)) <= set(result["methods"]) <= set(
+            METHODS + (CONTROL,) + GPU_METHODS):
         raise ValueError(f"{path} is not a complete results file of python -m dni_lite.bench "
                          f"(missing {missing or 'some methods'})")
     return result
