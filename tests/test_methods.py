@@ -102,9 +102,9 @@ def test_methods_settings_and_presets():
         methods.MethodsSettings(batch_size=64, micro_batches=(3,))
     with pytest.raises(ValueError, match="workers"):
         methods.MethodsSettings(depth=1, workers=3)
-    assert methods.MethodsSettings(cuda=False).methods() == methods.METHODS + (methods.CONTROL,)
+    assert methods.MethodsSettings(cuda=False).methods() == methods.MEASURED
     if not torch.cuda.is_available():
-        assert methods.MethodsSettings().methods() == methods.METHODS + (methods.CONTROL,)
+        assert methods.MethodsSettings().methods() == methods.MEASURED
         with pytest.raises(ValueError, match="cuda"):
             methods.MethodsSettings(cuda=True)
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None

@@ -341,10 +341,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     and the ablation it ran under (``"none"`` for the method itself)."""
     keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals",
             "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches")
-    out = {k: result[k] for k in keep if k in result}
-    if "ablation" in result.get("config", {}):
-        out["ablation"] = result["config"]["ablation"]
-    return out
+    return {**{k: result[k] for k in keep if k in result}, "ablation": result["config"]["ablation"]}
 
 
 def load_results(path: str | os.PathLike = DEFAULT_OUT) -> dict[str, Any]:

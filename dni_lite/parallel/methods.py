@@ -62,6 +62,7 @@ from .stage import load_data
 METHODS = ("backprop_1worker", "backprop_all_cores", "gpipe", "1f1b", "dni_pipeline")
 # the DNI pipeline with its synthesizers zeroed: what its lower stages learned from them
 CONTROL = control_name("dni_pipeline", "zero_synthetic_gradient")
+MEASURED = METHODS + (CONTROL,)     # what every run measures on the CPU
 METHOD_NAMES = {"backprop_1worker": "backprop, 1 worker", "backprop_all_cores": "backprop, all cores",
                 "gpipe": "GPipe", "1f1b": "1F1B", "dni_pipeline": "DNI pipeline",
                 CONTROL: "DNI pipeline, SG zeroed"}
@@ -135,7 +136,7 @@ class MethodsSettings(Settings):
         """The methods this run measures: the five, the DNI pipeline's control, and the GPU
         ones where a GPU is used."""
         use = torch.cuda.is_available() if self.cuda is None else self.cuda
-        return METHODS + (CONTROL,) + (GPU_METHODS if use else ())
+        return MEASURED + GPU_METHODS if use else MEASURED
 
     def config(self) -> ParallelConfig:
         """The run every method shares (no BatchNorm: micro-batches would change it)."""
@@ -431,8 +432,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not a results file (not JSON: {exc})") from None
     missing = [k for k in ("settings", "methods", "provenance") if k not in result]
-    if missing or not set(METHODS + (CONTROL,)) <= set(result["methods"]) <= set(
-            METHODS + (CONTROL,) + GPU_METHODS):
+    if missing or not set(MEASURED) <= set(result["methods"]) <= set(MEASURED + GPU_METHODS):
         raise ValueError(f"{path} is not a complete results file of python -m dni_lite.bench "
                          f"(missing {missing or 'some methods'})")
     return result
