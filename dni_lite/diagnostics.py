@@ -52,3 +52,17 @@ def percent_correct(outputs: Tensor, y: Tensor) -> float:
         return float("nan")
     predicted = (outputs > 0).float() if outputs.shape[1] == 1 else outputs.argmax(dim=1)
     return 100.0 * float((predicted == y).float().mean())
+
+
+def activation_health(h: Tensor) -> dict[str, float]:
+    """How a layer's output looks over a batch: ``norm``, the mean per-example L2 norm, and
+    ``dead``, the share of units that are zero on every example.
+
+    A ReLU unit that never fires passes no gradient and carries no feature, so a
+    lower module whose updates kill most of its units has thrown its features away.
+    """
+    h = h.detach()
+    if h.dim() != 2 or h.shape[0] == 0:
+        raise ValueError(f"h must be a [batch, units] tensor with at least one row, "
+                         f"got shape {list(h.shape)}")
+    return {"norm": float(h.norm(dim=1).mean()), "dead": float((h == 0).all(dim=0).float().mean())}

@@ -1,9 +1,12 @@
 """The decoupled interface and synthesizer: exactness and validation."""
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from dni_lite import DecoupledInterface, Synthesizer, cosine_similarity, relative_error
+from dni_lite.diagnostics import activation_health
 from dni_lite.experiments.linear import LinearNet, backprop_step, dni_step, make_regression, squared_loss
 
 
@@ -123,6 +126,15 @@ def test_diagnostics():
     assert relative_error(a, a) == 0.0
     assert relative_error(torch.zeros(5, 3), a) == pytest.approx(1.0)
     assert cosine_similarity(torch.zeros(3), a[0]) == 0.0
+
+
+def test_activation_health_counts_units_that_never_fire():
+    h = torch.tensor([[3.0, 0.0, 0.0, 1.0], [4.0, 0.0, 2.0, 0.0]])
+    health = activation_health(h)
+    assert health["norm"] == pytest.approx((math.sqrt(10) + math.sqrt(20)) / 2)
+    assert health["dead"] == pytest.approx(0.25)      # only unit 1 is zero on both examples
+    with pytest.raises(ValueError, match="h must be"):
+        activation_health(torch.ones(3))
 
 
 @pytest.mark.parametrize("kwargs, name", [

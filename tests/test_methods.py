@@ -2,6 +2,7 @@
 the results file."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -15,7 +16,7 @@ from dni_lite.parallel import ParallelConfig, train_backprop, train_parallel
 from dni_lite.parallel import methods
 from dni_lite.parallel.balance import balanced_stages, stage_cost
 from dni_lite.parallel.pipeline_backprop import train_pipeline_backprop
-from dni_lite.parallel.stage import build_stages, load_data
+from dni_lite.parallel.stage import build_stages, interface_health, load_data
 from dni_lite.synthesizer import Synthesizer
 
 TINY = dict(workers=2, depth=3, width=32, batch_size=16, steps=12, eval_every=4, seed=1,
@@ -153,6 +154,14 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     table = methods.format_table(result)
     assert "DNI pipeline" in table and "GPipe" in table and "1F1B" in table
     assert "DNI pipeline, SG zeroed" in table and "synthetic gradients: the DNI pipeline scored" in table
+    # the health of what the lower stage sends up: the control's is that of the initial weights
+    config = dataclasses.replace(settings.config(), stages=tuple(b - a for a, b in loaded["stages"]))
+    initial = interface_health(config, [s.state() for s in build_stages(config, load_data(0))],
+                               load_data(0))
+    assert loaded["methods"][methods.CONTROL]["interfaces"] == initial
+    assert len(loaded["methods"]["dni_pipeline"]["interfaces"]) == settings.workers - 1
+    assert loaded["methods"]["backprop_1worker"]["interfaces"] is None
+    assert "what the lower stage sends up, on the test set at the end:" in table
     # a corrupt or partial file is refused with a clear error
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a results file"):
@@ -191,6 +200,18 @@ def test_the_control_words_say_whether_the_synthetic_gradients_beat_zeroing_them
         words = methods.control_words(result(dni, 40.0))
         assert "no better than leaving the lower stages as initialised (within 1 point)" in words
     assert "did worse than leaving" in methods.control_words(result(21.4, 40.0))
+
+
+def test_the_interface_words_compare_the_lower_stages_with_their_initial_weights():
+    def result(*pairs):
+        return {"methods": {"dni_pipeline": {"interfaces": [a for a, _ in pairs]},
+                            methods.CONTROL: {"interfaces": [b for _, b in pairs]}}}
+    one = methods.interface_words(result(({"norm": 4.08, "dead": 0.879}, {"norm": 0.98, "dead": 0.024})))
+    assert one == ("what the lower stage sends up, on the test set at the end: 88% of its units "
+                   "dead, mean norm 4.08 (as initialised: 2%, 0.98)")
+    two = methods.interface_words(result(({"norm": 2.0, "dead": 0.5}, {"norm": 1.0, "dead": 0.0}),
+                                         ({"norm": 3.0, "dead": 0.25}, {"norm": 1.5, "dead": 0.0})))
+    assert two.startswith("what the lower stages send up") and "interface 2: 25% of its units dead" in two
 
 
 def test_the_ceiling_says_how_few_steps_dni_would_need():
@@ -241,5 +262,6 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert "steps of all-core backprop" in methods.format_table(ref)
     for result in (ref, heavy):     # the reference runs measured the control too
         assert "synthetic gradients: the DNI pipeline scored" in methods.format_table(result)
+        assert "what the lower stage sends up" in methods.format_table(result)
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")

@@ -10,7 +10,7 @@ import torch
 
 from dni_lite.parallel import ParallelConfig, WorkerError, bench, train_in_process, train_parallel
 from dni_lite.claims import nb07 as claims_nb07
-from dni_lite.parallel.stage import build_stages, load_data
+from dni_lite.parallel.stage import build_stages, interface_health, load_data
 from dni_lite.parallel.worker import run_worker
 
 SMALL = dict(width=32, depth=3, batch_size=16, seed=3)
@@ -99,6 +99,23 @@ def test_stage_split_and_delay_zero_matches_schedule(data):
     # without delay the targets are used in the step they belong to
     ref = train_in_process(ParallelConfig(steps=3, trace_steps=3, target_delay=0, **SMALL), data)
     assert [s for s, _ in ref["trace"][0]["targets"]] == [0, 1, 2]
+
+
+def test_interface_health_reads_the_final_weights_of_the_lower_stages(data):
+    config = ParallelConfig(steps=30, batchnorm=False, **SMALL).validate()   # as the benchmark's
+    initial = interface_health(config, [s.state() for s in build_stages(config, data)], data)
+    # the zero-SG control never moves its lower stage: its health is the initial weights'
+    zeroed = train_in_process(dataclasses.replace(config, ablation="zero_synthetic_gradient"), data)
+    assert interface_health(config, zeroed["state"], data) == initial
+    trained = train_in_process(config, data)
+    assert interface_health(config, trained["state"], data) != initial
+    # a lower stage whose biases were pushed far below zero sends up nothing but dead units
+    killed = [dict(s) for s in trained["state"]]
+    killed[0] = {"module": {k: (v - 1e3 if k.endswith("bias") else v)
+                            for k, v in trained["state"][0]["module"].items()}}
+    assert [h["dead"] for h in interface_health(config, killed, data)] == [1.0]
+    with pytest.raises(ValueError, match="one entry per stage"):
+        interface_health(config, trained["state"][:1], data)
 
 
 def test_synthesizer_regresses_its_kept_prediction_without_a_second_forward(data):

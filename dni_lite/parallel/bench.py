@@ -340,7 +340,8 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     """A run's figures for a results file (without its weights, trace and per-step losses),
     and the ablation it ran under (``"none"`` for the method itself)."""
     keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals",
-            "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches")
+            "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches",
+            "interfaces")
     return {**{k: result[k] for k in keep if k in result}, "ablation": result["config"]["ablation"]}
 
 

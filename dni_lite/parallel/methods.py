@@ -45,6 +45,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..data.datasets import Dataset
 from ..experiments import timeline
 from ..interface import control_name
 from ..provenance import provenance as _provenance
@@ -57,7 +58,7 @@ from .devices import device_name
 from .launch import train_parallel
 from .pipeline_backprop import check_micro_batches, train_pipeline_backprop
 from .reference import train_backprop, train_in_process
-from .stage import load_data
+from .stage import interface_health, load_data
 
 METHODS = ("backprop_1worker", "backprop_all_cores", "gpipe", "1f1b", "dni_pipeline")
 # the DNI pipeline with its synthesizers zeroed: what its lower stages learned from them
@@ -203,12 +204,13 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         "backprop_all_cores": lambda: train_backprop(config, data, threads=cores, stop=stop),
         "gpipe": lambda: train_pipeline_backprop(config, "gpipe", best_m["gpipe"], data, stop),
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
-        "dni_pipeline": lambda: train_parallel(dni_config, data=data, stop=stop),
-        CONTROL: lambda: train_parallel(dataclasses.replace(dni_config,
-                                                            ablation="zero_synthetic_gradient"),
-                                        data=data, stop=stop),
+        "dni_pipeline": lambda: with_health(train_parallel(dni_config, data=data, stop=stop),
+                                            dni_config, data),
+        CONTROL: lambda: with_health(train_parallel(dataclasses.replace(
+            dni_config, ablation="zero_synthetic_gradient"), data=data, stop=stop), dni_config, data),
         "backprop_gpu": lambda: train_backprop(config, data, device="cuda", stop=stop),
-        "dni_1process_gpu": lambda: train_in_process(dni_config, data, device="cuda", stop=stop),
+        "dni_1process_gpu": lambda: with_health(
+            train_in_process(dni_config, data, device="cuda", stop=stop), dni_config, data),
     }
     devices = {name: ("cuda" if name in GPU_METHODS else "cpu") for name in names}
     costs = yield from _in_background(lambda: stage_costs(dni_config, data, stop=stop), stop,
@@ -238,12 +240,27 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                "seconds_to_target": row.get(f"seconds_to_target/{name}", math.inf),
                                "steps_to_target": _steps_to_target(runs[name], s.target_accuracy),
                                "test_accuracy": row[f"accuracy/{name}"],
+                               "interfaces": _median_health(runs[name]),
                                "predicted_examples_per_s": predicted.get(name),
                                "runs": [summary(x) for x in runs[name]]}
                         for name in names},
             "row": row, "stage_costs_s": costs, "delay_s": delay,
             "warning": core_warning(cores, s.workers),
             "wall_s": time.perf_counter() - started}
+
+
+def with_health(run: dict[str, Any], config: ParallelConfig, data: Dataset) -> dict[str, Any]:
+    """A DNI run of ``config`` with ``interfaces``: the health of what each stage below the
+    top one sends up at the end (``stage.interface_health``), which explains its accuracy."""
+    return {**run, "interfaces": interface_health(config, run["state"], data)}
+
+
+def _median_health(runs: list[dict[str, Any]]) -> list[dict[str, float]] | None:
+    """Per interface, the medians over runs of ``with_health``'s figures (None for other methods)."""
+    if "interfaces" not in runs[0]:
+        return None
+    return [{key: statistics.median(run["interfaces"][k][key] for run in runs)
+             for key in ("norm", "dead")} for k in range(len(runs[0]["interfaces"]))]
 
 
 def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
@@ -315,6 +332,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{'-' if pred is None else format(pred, '.0f'):>14} "
             f"{'never' if math.isinf(tta) else format(tta, '.1f'):>9} {m['test_accuracy']:>8.1f}")
     lines.append(control_words(result))
+    if result["methods"]["dni_pipeline"].get("interfaces"):
+        lines.append(interface_words(result))
     lines.append(time_to_target_words(result))
     lines.append(ceiling_words(result))
     if result.get("warning"):
@@ -345,6 +364,22 @@ def control_words(result: dict[str, Any], margin: float = 1.0) -> str:
         verdict = "they did worse than leaving the lower stages as initialised"
     return (f"synthetic gradients: the DNI pipeline scored {dni:.1f}% against {zeroed:.1f}% "
             f"with its synthesizers zeroed ({dni - zeroed:+.1f} points): {verdict}")
+
+
+def interface_words(result: dict[str, Any]) -> str:
+    """What the synthetic gradients did to the features the lower stages send up.
+
+    The control's lower stages are the initial weights, so its figures are the
+    starting point: a norm that grew and units that died (zero on every test
+    example) say the lower stages moved far on gradients that taught them nothing.
+    """
+    dni = result["methods"]["dni_pipeline"]["interfaces"]
+    start = result["methods"][CONTROL]["interfaces"]
+    parts = [f"{'' if len(dni) == 1 else f'interface {k + 1}: '}{a['dead']:.0%} of its units dead, "
+             f"mean norm {a['norm']:.2f} (as initialised: {b['dead']:.0%}, {b['norm']:.2f})"
+             for k, (a, b) in enumerate(zip(dni, start))]
+    return ("what the lower stage sends up, on the test set at the end: " if len(dni) == 1 else
+            "what the lower stages send up, on the test set at the end: ") + "; ".join(parts)
 
 
 def time_to_target_words(result: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.datasets import Dataset, load_dataset, minibatch_indices
-from ..diagnostics import percent_correct
+from ..diagnostics import activation_health, percent_correct
 from ..experiments.mlp import MLP, LayerStep, layer_update
 from ..interface import (DecoupledInterface, context_shuffler, label_context, regression_loss,
                          regression_target, synthesizer_loss)
@@ -155,3 +155,18 @@ def build_stages(config: ParallelConfig, data: Dataset) -> list[Stage]:
             stages.append(Stage(module, interface, config, data.n_classes, first=(k == 0),
                                 bootstrapped=k < len(bounds) - 2))
     return stages
+
+
+def interface_health(config: ParallelConfig, state: list[dict], data: Dataset
+                     ) -> list[dict[str, float]]:
+    """``activation_health`` of what each stage but the last sends up, on the test set,
+    from a run's final weights (``state``: its ``"state"``, one entry per stage)."""
+    stages = build_stages(config, data)
+    if len(state) != len(stages):
+        raise ValueError(f"state must have one entry per stage ({len(stages)}), got {len(state)}")
+    h, health = data.x_test, []
+    for stage, weights in zip(stages[:-1], state[:-1]):
+        stage.module.load_state_dict(weights["module"])
+        h = stage.infer(h)
+        health.append(activation_health(h))
+    return health
