@@ -6,11 +6,12 @@ says whether the synthetic gradients taught the lower stages anything.
     python -m dni_lite.bench --preset heavy --out data/bench_heavy.json
     python -m dni_lite.bench --preset default --out data/bench_default.json
 
-``--preset default`` is notebook 07's model (depth 3 x width 256, batch 64);
-``--preset heavy`` is depth 7 x width 1024, batch 256, where each stage has
-enough work to pay for its messages (its DNI pipeline uses MLP synthesizers;
-``--synth linear`` measures the linear ones, and its targets arrive two steps
-late, ``--target-delay 1`` measures one). The methods and how they are measured
+``--preset default`` is notebook 07's benchmark model (depth 5 x width 512,
+batch 128, Adam lr 3e-4 for the layers and 3e-3 for the linear synthesizers);
+``--preset heavy`` is depth 7 x width 1024, batch 256, lr 1e-3 for both, where
+each stage has more work to pay for its messages (its DNI pipeline uses MLP
+synthesizers; ``--synth linear`` measures the linear ones, and its targets
+arrive two steps late, ``--target-delay 1`` measures one). The methods and how they are measured
 are in ``dni_lite.parallel.methods``; the results file records its command,
 settings, versions, commit, machine and wall time. The older width sweep
 (backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target-delay", type=int,
                         help="steps between a DNI prediction and the target it regresses on "
                              "(default: the preset's)")
+    parser.add_argument("--lr", type=float, help="Adam's learning rate for every method's layers "
+                                                  "(default: the preset's)")
+    parser.add_argument("--synth-lr", type=float,
+                        help="Adam's learning rate for the DNI pipeline's synthesizers "
+                             "(default: the preset's)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="ignore a GPU if present (default: also measure backprop and DNI on it)")
     parser.add_argument("--out", default=None, help="write the results JSON here")
@@ -45,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
                                  ("workers", args.workers), ("seed", args.seed),
                                  ("synth_kind", args.synth),
-                                 ("target_delay", args.target_delay)) if v is not None}
+                                 ("target_delay", args.target_delay), ("lr", args.lr),
+                                 ("synth_lr", args.synth_lr)) if v is not None}
     if args.no_cuda:
         changes["cuda"] = False
     try:
