@@ -95,6 +95,23 @@ def test_nb07_learning_check_passes_and_fails_on_the_zeroed_control():
         nb07.pipeline_learns(zero, zero)
 
 
+def test_nb07_learning_rate_check_passes_and_fails_with_fast_layers():
+    from dni_lite.parallel import methods
+
+    runs = {}
+    for lr, synth_lr in ((3e-4, 3e-3), (1e-3, 1e-3)):
+        config = dataclasses.replace(methods.PRESETS["default"], steps=150, lr=lr,
+                                     synth_lr=synth_lr).config()
+        runs[lr] = {"dni": train_in_process(config),
+                    "zero_sg": train_in_process(dataclasses.replace(
+                        config, ablation="zero_synthetic_gradient"))}
+    assert nb07.slow_layers_learn(runs[3e-4], runs[1e-3]).startswith("PASS")
+    with pytest.raises(ClaimFailed):           # the fast run as the method: it does not learn
+        nb07.slow_layers_learn(runs[1e-3], runs[3e-4])
+    with pytest.raises(ClaimFailed):           # nor does a "fast" control that learns as well
+        nb07.slow_layers_learn(runs[3e-4], runs[3e-4])
+
+
 # -- notebook 04 --------------------------------------------------------------------------
 from dni_lite.claims import nb04                                    # noqa: E402
 from dni_lite.experiments.unlock import complete_unlocking, staleness, stochastic_updates  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dni_lite.claims import ClaimFailed, nb07
-from dni_lite.parallel import ParallelConfig, train_backprop, train_in_process, train_parallel
+from dni_lite.parallel import ParallelConfig, train_backprop, train_parallel
 from dni_lite.parallel import methods
 from dni_lite.parallel.balance import balanced_stages, stage_cost
 from dni_lite.parallel.pipeline_backprop import train_pipeline_backprop
@@ -129,25 +129,13 @@ def test_the_heavy_preset_gives_its_balanced_stages_a_step_of_slack():
         methods.MethodsSettings(target_delay=9)
 
 
-def test_the_default_preset_learns_slowly_enough_for_its_synthetic_gradients_to_beat_zero(data):
-    default = methods.PRESETS["default"]
-    assert (default.lr, default.synth_lr) == (3e-4, 3e-3)
+def test_the_default_preset_uses_slow_layers_and_fast_synthesizers():
+    # why they matter: tests/test_claims.py runs notebook 07's check on both pairs of rates
+    default, heavy = methods.PRESETS["default"], methods.PRESETS["heavy"]
     assert (default.config().lr, default.config().synth_lr) == (3e-4, 3e-3)
+    assert (heavy.config().lr, heavy.config().synth_lr) == (1e-3, 1e-3)
     with pytest.raises(ValueError, match="synth_lr"):
         methods.MethodsSettings(synth_lr=0.0)
-
-    def verdict(**lrs):
-        config = dataclasses.replace(default, steps=150, **lrs).config()
-        scores = {name: train_in_process(dataclasses.replace(config, ablation=ablation),
-                                         data)["test_accuracy"]
-                  for name, ablation in (("dni_pipeline", "none"),
-                                         (methods.CONTROL, "zero_synthetic_gradient"))}
-        return methods.control_words({"methods": {k: {"test_accuracy": v} for k, v in scores.items()}})
-
-    assert verdict().endswith("they taught the lower stages something")
-    # at the heavy preset's 1e-3 for both, the same model's synthetic gradients do harm
-    assert verdict(lr=1e-3, synth_lr=1e-3).endswith("they did worse than leaving the lower stages "
-                                                    "as initialised")
 
 
 def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
