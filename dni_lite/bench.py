@@ -11,9 +11,10 @@ batch 128, Adam lr 3e-4 for the layers and 3e-3 for the linear synthesizers);
 ``--preset heavy`` is depth 7 x width 1024, batch 256, lr 1e-3 for both, where
 each stage has more work to pay for its messages (its DNI pipeline uses MLP
 synthesizers; ``--synth linear`` measures the linear ones, and its targets
-arrive two steps late, ``--target-delay 1`` measures one). The methods and how they are measured
-are in ``dni_lite.parallel.methods``; the results file records its command,
-settings, versions, commit, machine and wall time. The older width sweep
+arrive two steps late, ``--target-delay 1`` measures one). ``--lr`` and
+``--synth-lr`` run either at other learning rates. The methods and how they are
+measured are in ``dni_lite.parallel.methods``; the results file records its
+command, settings, versions, commit, machine and wall time. The older width sweep
 (backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
 """
 from __future__ import annotations

@@ -17,7 +17,9 @@ synthesizers' output zeroed, so every stage below the top one stays as
 initialised (Adam moves nothing on a zero gradient). Its test accuracy says
 whether the synthetic gradients taught the lower stages anything at all
 (``control_words``): a fast pipeline whose synthetic gradients do worse than
-leaving the lower stages alone has bought nothing.
+leaving the lower stages alone has bought nothing. For both, ``interfaces`` records
+what each lower stage sends up at the end (``interface_words``): how many of its
+units died, and how far its output moved.
 
 Where a CUDA GPU is present (``cuda=None`` uses it, ``False`` ignores it) two
 more run on it: ``backprop_gpu`` and ``dni_1process_gpu`` (the DNI schedule in
@@ -157,9 +159,9 @@ class MethodsSettings(Settings):
 
 
 PRESETS = {
-    # notebook 07's benchmark model: the lightest whose stages pay for their messages, and
-    # whose synthetic gradients beat their control (by 3.5-8.6 points on seeds 0-4); its
-    # target sits above what that control reaches in 300 steps on seeds 0-4 (43-45%)
+    # notebook 07's benchmark model: wide enough for its stages to outrun one-worker backprop,
+    # and its synthetic gradients beat their control (by 3.5-8.6 points on seeds 0-4 in one
+    # process); its target sits above what that control reaches in 300 steps (43-45%)
     "default": MethodsSettings(),
     # heavy's target sits above what its top stage reaches alone over random lower features
     # (the zero-synthetic-gradient control stays below 48% within 240 steps on seeds 0-2),
@@ -216,12 +218,12 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         "backprop_all_cores": lambda: train_backprop(config, data, threads=cores, stop=stop),
         "gpipe": lambda: train_pipeline_backprop(config, "gpipe", best_m["gpipe"], data, stop),
         "1f1b": lambda: train_pipeline_backprop(config, "1f1b", best_m["1f1b"], data, stop),
-        "dni_pipeline": lambda: with_health(train_parallel(dni_config, data=data, stop=stop),
+        "dni_pipeline": lambda: _with_health(train_parallel(dni_config, data=data, stop=stop),
                                             dni_config, data),
-        CONTROL: lambda: with_health(train_parallel(dataclasses.replace(
+        CONTROL: lambda: _with_health(train_parallel(dataclasses.replace(
             dni_config, ablation="zero_synthetic_gradient"), data=data, stop=stop), dni_config, data),
         "backprop_gpu": lambda: train_backprop(config, data, device="cuda", stop=stop),
-        "dni_1process_gpu": lambda: with_health(
+        "dni_1process_gpu": lambda: _with_health(
             train_in_process(dni_config, data, device="cuda", stop=stop), dni_config, data),
     }
     devices = {name: ("cuda" if name in GPU_METHODS else "cpu") for name in names}
@@ -261,14 +263,14 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             "wall_s": time.perf_counter() - started}
 
 
-def with_health(run: dict[str, Any], config: ParallelConfig, data: Dataset) -> dict[str, Any]:
+def _with_health(run: dict[str, Any], config: ParallelConfig, data: Dataset) -> dict[str, Any]:
     """A DNI run of ``config`` with ``interfaces``: the health of what each stage below the
     top one sends up at the end (``stage.interface_health``), which explains its accuracy."""
     return {**run, "interfaces": interface_health(config, run["state"], data)}
 
 
 def _median_health(runs: list[dict[str, Any]]) -> list[dict[str, float]] | None:
-    """Per interface, the medians over runs of ``with_health``'s figures (None for other methods)."""
+    """Per interface, the medians over runs of ``_with_health``'s figures (None for other methods)."""
     if "interfaces" not in runs[0]:
         return None
     return [{key: statistics.median(run["interfaces"][k][key] for run in runs)
@@ -382,8 +384,8 @@ def interface_words(result: dict[str, Any]) -> str:
     """What the synthetic gradients did to the features the lower stages send up.
 
     The control's lower stages are the initial weights, so its figures are the
-    starting point: a norm that grew and units that died (zero on every test
-    example) say the lower stages moved far on gradients that taught them nothing.
+    starting point. Units that died (zero on every test example) are features the
+    lower stages threw away; the norm says how far their output moved.
     """
     dni = result["methods"]["dni_pipeline"]["interfaces"]
     start = result["methods"][CONTROL]["interfaces"]
