@@ -28,9 +28,25 @@ def commit() -> str | None:
     return head or os.environ.get("DNI_LITE_COMMIT") or None
 
 
+def uncommitted() -> list[str] | None:
+    """The package's files that differ from ``commit()`` (empty for a clean checkout), or None
+    without git: a run made with uncommitted code says so, since its commit alone would not
+    reproduce it."""
+    package = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                             capture_output=True, text=True, cwd=package, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return sorted(line[3:] for line in out.stdout.splitlines() if line.strip())
+
+
 def provenance(command: str) -> dict[str, Any]:
     """The record of a run started by ``command`` (as a user would type it)."""
     return {"command": command, "dni_lite": __version__, "commit": commit(),
+            "uncommitted": uncommitted(),
             "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "device": device_name("cpu"), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -73,3 +73,22 @@ def test_the_reference_figure_names_the_reference_the_live_run_and_the_paper():
     assert list(fig.data[3].x) == [0.5, 1.0]          # the second panel: DNI against its own seconds
     with pytest.raises(ValueError, match="x_titles"):
         reference_figure("t", ["x/dni"], runs, xs=("step",), x_titles=())
+
+
+def test_provenance_names_the_package_files_that_differ_from_the_commit(monkeypatch):
+    import subprocess
+
+    from dni_lite import provenance
+
+    def status(stdout, returncode=0):
+        return lambda *a, **k: subprocess.CompletedProcess(a, returncode, stdout=stdout, stderr="")
+
+    monkeypatch.setattr(provenance.subprocess, "run",
+                        status(" M dni_lite/parallel/methods.py\nM  dni_lite/bench.py\n"))
+    assert provenance.uncommitted() == ["dni_lite/bench.py", "dni_lite/parallel/methods.py"]
+    assert provenance.provenance("python -m x")["uncommitted"] == ["dni_lite/bench.py",
+                                                                  "dni_lite/parallel/methods.py"]
+    monkeypatch.setattr(provenance.subprocess, "run", status(""))
+    assert provenance.uncommitted() == []                 # a clean checkout
+    monkeypatch.setattr(provenance.subprocess, "run", status("", returncode=128))
+    assert provenance.uncommitted() is None               # not a git checkout
