@@ -270,7 +270,8 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert ("Adam lr 0.0003" in methods.format_table(ref)
             and "with linear synthesizers (lr 0.003), targets 1 step(s) late" in methods.format_table(ref))
     assert "steps of all-core backprop" in methods.format_table(ref)
-    for result in (ref, heavy):     # the reference runs measured the control too
+    for result in (ref, heavy):     # made from committed code, and they measured the control too
+        assert result["provenance"]["uncommitted"] == []
         assert "synthetic gradients: the DNI pipeline scored" in methods.format_table(result)
         assert "what the lower stage sends up" in methods.format_table(result)
     with pytest.raises(ValueError, match="preset"):
