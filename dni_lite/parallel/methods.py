@@ -161,7 +161,7 @@ class MethodsSettings(Settings):
 PRESETS = {
     # notebook 07's benchmark model: wide enough for its stages to outrun one-worker backprop,
     # and its synthetic gradients beat their control (by 3.5-8.6 points on seeds 0-4 in one
-    # process); its target sits above what that control reaches in 300 steps (43-45%)
+    # process); its target sits above what that control reaches in 300 steps (42-45%)
     "default": MethodsSettings(),
     # heavy's target sits above what its top stage reaches alone over random lower features
     # (the zero-synthetic-gradient control stays below 48% within 240 steps on seeds 0-2),
