@@ -98,18 +98,12 @@ def test_nb07_learning_check_passes_and_fails_on_the_zeroed_control():
 def test_nb07_learning_rate_check_passes_and_fails_with_fast_layers():
     from dni_lite.parallel import methods
 
-    runs = {}
-    for lr, synth_lr in ((3e-4, 3e-3), (1e-3, 1e-3)):
-        config = dataclasses.replace(methods.PRESETS["default"], steps=150, lr=lr,
-                                     synth_lr=synth_lr).config()
-        runs[lr] = {"dni": train_in_process(config),
-                    "zero_sg": train_in_process(dataclasses.replace(
-                        config, ablation="zero_synthetic_gradient"))}
-    assert nb07.slow_layers_learn(runs[3e-4], runs[1e-3]).startswith("PASS")
+    runs = nb07.rate_runs(dataclasses.replace(methods.PRESETS["default"], steps=150).config())
+    assert nb07.slow_layers_learn(runs["slow"], runs["fast"]).startswith("PASS")
     with pytest.raises(ClaimFailed):           # the fast run as the method: it does not learn
-        nb07.slow_layers_learn(runs[1e-3], runs[3e-4])
+        nb07.slow_layers_learn(runs["fast"], runs["slow"])
     with pytest.raises(ClaimFailed):           # nor does a "fast" control that learns as well
-        nb07.slow_layers_learn(runs[3e-4], runs[3e-4])
+        nb07.slow_layers_learn(runs["slow"], runs["slow"])
 
 
 # -- notebook 04 --------------------------------------------------------------------------

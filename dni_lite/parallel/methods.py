@@ -389,11 +389,12 @@ def interface_words(result: dict[str, Any]) -> str:
     """
     dni = result["methods"]["dni_pipeline"]["interfaces"]
     start = result["methods"][CONTROL]["interfaces"]
-    parts = [f"{'' if len(dni) == 1 else f'interface {k + 1}: '}{a['dead']:.0%} of its units dead, "
-             f"mean norm {a['norm']:.2f} (as initialised: {b['dead']:.0%}, {b['norm']:.2f})"
-             for k, (a, b) in enumerate(zip(dni, start))]
-    return ("what the lower stage sends up, on the test set at the end: " if len(dni) == 1 else
-            "what the lower stages send up, on the test set at the end: ") + "; ".join(parts)
+    parts = [f"{a['dead']:.0%} of its units dead, mean norm {a['norm']:.2f} "
+             f"(as initialised: {b['dead']:.0%}, {b['norm']:.2f})" for a, b in zip(dni, start)]
+    if len(parts) == 1:
+        return "what the lower stage sends up, on the test set at the end: " + parts[0]
+    return ("what the lower stages send up, on the test set at the end: "
+            + "; ".join(f"interface {k + 1}: {part}" for k, part in enumerate(parts)))
 
 
 def time_to_target_words(result: dict[str, Any]) -> str:
