@@ -34,7 +34,7 @@ from ..validate import check_choice, check_int
 from .config import ParallelConfig, check_configs
 from .devices import device_name
 from .launch import run_workers
-from .stage import batch_indices
+from .stage import adam, batch_indices
 from .worker import evaluate_pipelined, run_worker, worker_inputs, worker_parser
 
 SCHEDULES = ("gpipe", "1f1b")
@@ -100,7 +100,7 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
     stage = PipelineStage(module, rank, world, torch.device("cpu"))
     kind = ScheduleGPipe if schedule == "gpipe" else Schedule1F1B
     pipe = kind(stage, micro_batches, loss_fn=lambda out, y: F.cross_entropy(out, y))
-    opt = torch.optim.Adam(module.parameters(), lr=config.lr)
+    opt = adam(module.parameters(), config.lr)
     first, last = rank == 0, rank == world - 1
 
     @torch.no_grad()

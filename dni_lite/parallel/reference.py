@@ -24,7 +24,7 @@ from ..runner import check_stop, seeded
 from ..validate import check_int
 from .config import ParallelConfig
 from .devices import check_device, clock, device_name, to_device
-from .stage import batch_indices, build_stages, evaluate, load_data
+from .stage import adam, batch_indices, build_stages, evaluate, load_data
 
 
 def train_in_process(config: ParallelConfig, data: Dataset | None = None,
@@ -120,7 +120,7 @@ def train_backprop(config: ParallelConfig, data: Dataset | None = None,
         with seeded(config.seed):
             model = MLP(data.in_dim, data.n_classes, config.depth, config.width,
                         batchnorm=config.batchnorm).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        opt = adam(model.parameters(), config.lr)
         batches = batch_indices(len(data.y), config.batch_size, config.steps, config.seed)
         losses, evals, eval_s = [], [], 0.0
         start = clock(device)
