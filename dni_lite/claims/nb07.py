@@ -61,7 +61,7 @@ def slow_layers_learn(slow: dict[str, dict[str, Any]], fast: dict[str, dict[str,
     ``margin`` points; with both at 1e-3 (``fast``, the control: Adam's full-size steps on
     still-poor predictions) the same comparison fails. Each is ``{"dni": run, "zero_sg": run}``
     (``rate_runs`` makes both).
-    Calibrated over seeds 0-4 at 150 steps: +3.2 to +6.8 points slow, -11.4 to -15.8 fast."""
+    Calibrated over seeds 0-4 at 150 steps: +3.2 to +6.6 points slow, -11.1 to -15.8 fast."""
     pipeline_learns(slow["dni"], slow["zero_sg"], margin)
     a, b = fast["dni"]["test_accuracy"], fast["zero_sg"]["test_accuracy"]
     require(a < b + margin, f"with fast layers DNI {a:.1f}% also beats its control {b:.1f}% by "

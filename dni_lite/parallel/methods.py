@@ -160,7 +160,7 @@ class MethodsSettings(Settings):
 
 PRESETS = {
     # notebook 07's benchmark model: wide enough for its stages to outrun one-worker backprop,
-    # and its synthetic gradients beat their control (by 3.5-8.6 points on seeds 0-4 in one
+    # and its synthetic gradients beat their control (by 3.4-8.5 points on seeds 0-4 in one
     # process); its target sits above what that control reaches in 300 steps (42-45%)
     "default": MethodsSettings(),
     # heavy's target sits above what its top stage reaches alone over random lower features
