@@ -159,7 +159,9 @@ def _ping(dist: Any, rank: int, shape: tuple[int, ...], repeats: int = 20) -> fl
 def evaluate_pipelined(infer: Callable[[Tensor], Tensor], data: Dataset, config: ParallelConfig,
                        rank: int, world: int, step: int, dist: Any) -> float:
     """Forward the test set through the pipeline (``infer``: this rank's stage in eval mode);
-    the last worker scores it."""
+    the last worker scores it. All workers then meet at a barrier, so that no worker's training
+    clock runs while another still evaluates (a lower worker would otherwise count as training
+    its wait for the upper one's next target, which comes only once that one has scored)."""
     tag = _tag(step, _EVAL)
     if rank == 0:
         h = data.x_test
@@ -169,8 +171,9 @@ def evaluate_pipelined(infer: Callable[[Tensor], Tensor], data: Dataset, config:
     h = infer(h)
     if rank < world - 1:
         dist.send(h.contiguous(), rank + 1, tag=tag)
-        return float("nan")
-    return percent_correct(h, data.y_test)
+    accuracy = percent_correct(h, data.y_test) if rank == world - 1 else float("nan")
+    dist.barrier()
+    return accuracy
 
 
 def _exit_with_parent() -> None:
