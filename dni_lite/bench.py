@@ -8,11 +8,10 @@ says whether the synthetic gradients taught the lower stages anything.
 
 ``--preset default`` is notebook 07's benchmark model (depth 5 x width 512,
 batch 128, Adam lr 3e-4 for the layers and 3e-3 for the linear synthesizers);
-``--preset heavy`` is depth 7 x width 1024, batch 256, lr 1e-3 for both, where
-each stage has more work to pay for its messages (its DNI pipeline uses MLP
-synthesizers; ``--synth linear`` measures the linear ones, and its targets
-arrive two steps late, ``--target-delay 1`` measures one). ``--lr`` and
-``--synth-lr`` run either at other learning rates. The methods and how they are
+``--preset heavy`` is depth 7 x width 1024, batch 256, 240 steps, lr 3e-4 for the
+layers and 3e-2 for the synthesizers, where each stage has more work to pay for its
+messages. ``--synth mlp`` measures the cheaper MLP synthesizers, ``--target-delay 2``
+a step of slack for the targets, and ``--lr`` and ``--synth-lr`` other learning rates. The methods and how they are
 measured are in ``dni_lite.parallel.methods``; the results file records its
 command, settings, versions, commit, machine and wall time. The older width sweep
 (backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
