@@ -11,10 +11,11 @@ batch 128, Adam lr 3e-4 for the layers and 3e-3 for the linear synthesizers);
 ``--preset heavy`` is depth 7 x width 1024, batch 256, 240 steps, lr 3e-4 for the
 layers and 3e-2 for the synthesizers, where each stage has more work to pay for its
 messages. ``--synth mlp`` measures the cheaper MLP synthesizers, ``--target-delay 2``
-a step of slack for the targets, and ``--lr`` and ``--synth-lr`` other learning rates. The methods and how they are
-measured are in ``dni_lite.parallel.methods``; the results file records its
-command, settings, versions, commit, machine and wall time. The older width sweep
-(backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
+a step of slack for the targets, and ``--lr`` and ``--synth-lr`` other learning
+rates. The methods and how they are measured are in ``dni_lite.parallel.methods``;
+the results file records its command, settings, versions, commit, machine and wall
+time. The older width sweep (backprop against the DNI pipeline only) is
+``python -m dni_lite.parallel.bench``.
 """
 from __future__ import annotations
 

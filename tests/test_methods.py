@@ -119,6 +119,14 @@ def test_the_presets_use_linear_synthesizers_with_targets_one_step_late():
         methods.MethodsSettings(target_delay=9)
 
 
+def test_the_dni_stages_update_with_fused_adam(data):
+    # as the baselines do (parallel.stage.adam): a fair race
+    config = methods.PRESETS["default"].config()
+    for stage in build_stages(config, data):
+        optimisers = [stage.opt] + ([stage.synth_opt] if stage.synth_opt is not None else [])
+        assert all(opt.defaults["fused"] for opt in optimisers)
+
+
 def test_the_presets_use_slow_layers_and_fast_synthesizers():
     # why they matter: tests/test_claims.py runs notebook 07's check on both pairs of rates
     default, heavy = methods.PRESETS["default"], methods.PRESETS["heavy"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from typing import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,7 @@ def load_data(seed: int = 0) -> Dataset:
     return load_dataset("mnist1d", seed=seed)
 
 
-def adam(params, lr: float) -> torch.optim.Adam:
+def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with its fused kernel, which every method of the benchmark uses: one pass over each
     tensor instead of a dozen small ops (on one thread a 512 x 512 layer's update takes about a
     fifth of the time, which counts when a stage's step is a few milliseconds)."""
