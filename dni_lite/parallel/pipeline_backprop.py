@@ -133,7 +133,6 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
             evals.append((t + 1, time.perf_counter() - start - eval_s, acc))
     elapsed = time.perf_counter() - start - eval_s
     final = evaluate_pipelined(infer, data, config, rank, world, config.steps, dist)
-    dist.barrier()
     return {"rank": rank, "elapsed_s": elapsed, "losses": losses, "evals": evals,
             "test_accuracy": final, "threads": torch.get_num_threads()}
 

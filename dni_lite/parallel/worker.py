@@ -134,7 +134,6 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
         sends.popleft().wait()
     elapsed = time.perf_counter() - start - eval_s
     final = evaluate_pipelined(stage.infer, data, config, rank, world, config.steps, dist)
-    dist.barrier()
     return {"rank": rank, "elapsed_s": elapsed, "wait_s": wait_s, "busy_s": stage.busy_s,
             "eval_s": eval_s, "delay_s": delay_s, "losses": losses, "evals": evals,
             "test_accuracy": final, "trace": trace, "threads": torch.get_num_threads(),
@@ -171,7 +170,9 @@ def evaluate_pipelined(infer: Callable[[Tensor], Tensor], data: Dataset, config:
     h = infer(h)
     if rank < world - 1:
         dist.send(h.contiguous(), rank + 1, tag=tag)
-    accuracy = percent_correct(h, data.y_test) if rank == world - 1 else float("nan")
+        accuracy = float("nan")
+    else:
+        accuracy = percent_correct(h, data.y_test)
     dist.barrier()
     return accuracy
 
