@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..parallel import ParallelConfig, train_in_process
+from ..parallel.methods import PRESETS
 from . import require
 
 
@@ -95,7 +96,7 @@ def with_control(config: ParallelConfig) -> dict[str, dict[str, Any]]:
 
 
 # layers' and synthesizers' learning rates: the benchmark default's, and its control's
-RATES = {"slow": (3e-4, 3e-3), "fast": (1e-3, 1e-3)}
+RATES = {"slow": (PRESETS["default"].lr, PRESETS["default"].synth_lr), "fast": (1e-3, 1e-3)}
 
 
 def rate_runs(config: ParallelConfig) -> dict[str, dict[str, dict[str, Any]]]:

@@ -270,8 +270,8 @@ def _median_health(runs: list[dict[str, Any]]) -> list[dict[str, float]] | None:
     """Per interface, the medians over runs of ``_with_health``'s figures (None for other methods)."""
     if "interfaces" not in runs[0]:
         return None
-    return [{key: statistics.median(run["interfaces"][k][key] for run in runs)
-             for key in ("norm", "dead")} for k in range(len(runs[0]["interfaces"]))]
+    return [{key: statistics.median(run["interfaces"][k][key] for run in runs) for key in figures}
+            for k, figures in enumerate(runs[0]["interfaces"])]
 
 
 def _row(runs: dict[str, list[dict[str, Any]]], predicted: dict[str, float],
