@@ -7,15 +7,15 @@ says whether the synthetic gradients taught the lower stages anything.
     python -m dni_lite.bench --preset default --out data/bench_default.json
 
 ``--preset default`` is notebook 07's benchmark model (depth 5 x width 512,
-batch 128, Adam lr 3e-4 for the layers and 3e-3 for the linear synthesizers);
-``--preset heavy`` is depth 7 x width 1024, batch 256, 240 steps, lr 3e-4 for the
-layers and 3e-2 for the synthesizers, where each stage has more work to pay for its
-messages. ``--synth mlp`` measures the cheaper MLP synthesizers, ``--target-delay 2``
-a step of slack for the targets, and ``--lr`` and ``--synth-lr`` other learning
-rates. The methods and how they are measured are in ``dni_lite.parallel.methods``;
-the results file records its command, settings, versions, commit, machine and wall
-time. The older width sweep (backprop against the DNI pipeline only) is
-``python -m dni_lite.parallel.bench``.
+batch 128, Adam lr 3e-4 for the layers and 3e-2 for the synthesizers);
+``--preset heavy`` is depth 7 x width 1024, batch 256, 240 steps, where each stage
+has more work to pay for its messages. Both presets' synthesizers are linear maps of
+128 fixed random directions of the activation. ``--synth-projection 0`` measures full
+linear synthesizers, ``--synth mlp`` MLP ones, ``--target-delay 2`` a step of slack for
+the targets, and ``--lr`` and ``--synth-lr`` other learning rates. The methods and how
+they are measured are in ``dni_lite.parallel.methods``; the results file records its
+command, settings, versions, commit, machine and wall time. The older width sweep
+(backprop against the DNI pipeline only) is ``python -m dni_lite.parallel.bench``.
 """
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, help="seed of weights and batches (default 0)")
     parser.add_argument("--synth", choices=KINDS,
                         help="the DNI pipeline's synthesizers (default: the preset's)")
+    parser.add_argument("--synth-projection", type=int,
+                        help="the synthesizers see each activation through this many fixed random "
+                             "directions; 0: whole (default: the preset's)")
     parser.add_argument("--target-delay", type=int,
                         help="steps between a DNI prediction and the target it regresses on "
                              "(default: the preset's)")
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
                                  ("workers", args.workers), ("seed", args.seed),
                                  ("synth_kind", args.synth),
+                                 ("synth_projection", args.synth_projection),
                                  ("target_delay", args.target_delay), ("lr", args.lr),
                                  ("synth_lr", args.synth_lr)) if v is not None}
     if args.no_cuda:

@@ -29,6 +29,11 @@ class Synthesizer(nn.Module):
         kind: ``"linear"`` or ``"mlp"`` (two hidden ReLU layers).
         hidden_dim: width of the MLP's hidden layers (ignored for ``"linear"``).
         zero_init: start the output layer at zero, so the first predictions are 0.
+        projection: if > 0, the synthesizer sees h only through a fixed random matrix
+            with this many columns (a buffer, never trained; the context passes beside it;
+            more than ``dim`` columns see no more of h than ``dim`` do). Its products have
+            ``projection`` columns instead of ``dim``: cheaper where the lower module sets
+            the pace (notebook 07's pipeline uses 128 at widths 512 and 1024).
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class Synthesizer(nn.Module):
         kind: str = "linear",
         hidden_dim: int = 64,
         zero_init: bool = True,
+        projection: int = 0,
     ) -> None:
         super().__init__()
         self.dim = check_int("dim", dim, 1)
@@ -45,7 +51,11 @@ class Synthesizer(nn.Module):
         self.kind = check_choice("kind", kind, KINDS)
         check_int("hidden_dim", hidden_dim, 1)
         self.zero_init = check_bool("zero_init", zero_init)
-        in_dim = dim + context_dim
+        self.projection = check_int("projection", projection, 0)
+        if projection:
+            # scaled so that a projected activation has about the size of one unit of h
+            self.register_buffer("directions", torch.randn(dim, projection) / dim ** 0.5)
+        in_dim = (projection or dim) + context_dim
         if kind == "linear":
             self.net = nn.Sequential(nn.Linear(in_dim, dim))
         else:
@@ -61,6 +71,8 @@ class Synthesizer(nn.Module):
 
     def forward(self, h: Tensor, context: Tensor | None = None) -> Tensor:
         """Predict the per-example gradient for ``h`` (shape ``[batch, dim]``)."""
+        if self.projection:
+            h = h @ self.directions
         if self.context_dim:
             if context is None:
                 raise ValueError(f"context must be a tensor of shape [batch, {self.context_dim}] "

@@ -7,6 +7,7 @@ from torch import nn
 
 from dni_lite import DecoupledInterface, Synthesizer, cosine_similarity, relative_error
 from dni_lite.diagnostics import activation_health
+from dni_lite.interface import regression_loss
 from dni_lite.experiments.linear import LinearNet, backprop_step, dni_step, make_regression, squared_loss
 
 
@@ -90,22 +91,48 @@ def test_zero_initialised_synthesizer_moves_nothing_at_step_zero():
         assert torch.equal(p, q)
 
 
-def test_synthesizer_loss_falls_on_a_fixed_target():
-    torch.manual_seed(0)
-    synth = Synthesizer(6, context_dim=2, kind="mlp", hidden_dim=32)
+def _fit(synth: Synthesizer, h, c, target, steps: int) -> list[float]:
+    """Regress ``synth`` on a fixed raw target through an interface (Adam 1e-2); its losses."""
     iface = DecoupledInterface(synth)
     opt = torch.optim.Adam(synth.parameters(), lr=1e-2)
-    h, c = torch.randn(64, 6), torch.randn(64, 2)
-    target = (h @ torch.randn(6, 6) + c @ torch.randn(2, 6)) / 64     # a raw gradient
     losses = []
-    for _ in range(200):
+    for _ in range(steps):
         opt.zero_grad()
         iface(h, c)
         loss = iface.synthesizer_loss(target)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def test_synthesizer_loss_falls_on_a_fixed_target():
+    torch.manual_seed(0)
+    synth = Synthesizer(6, context_dim=2, kind="mlp", hidden_dim=32)
+    h, c = torch.randn(64, 6), torch.randn(64, 2)
+    target = (h @ torch.randn(6, 6) + c @ torch.randn(2, 6)) / 64     # a raw gradient
+    losses = _fit(synth, h, c, target, 200)
     assert losses[-1] < 0.05 * losses[0]
+
+
+def test_projected_synthesizer_learns_through_fixed_random_directions():
+    torch.manual_seed(0)
+    synth = Synthesizer(16, context_dim=3, projection=4)
+    # the directions are a buffer, saved with the weights but never trained
+    assert "directions" in synth.state_dict()
+    assert sum(p.numel() for p in synth.parameters()) == (4 + 3) * 16 + 16
+    directions = synth.directions.clone()
+    h, c = torch.randn(64, 16), torch.randn(64, 3)
+    assert synth(h, c).abs().max() == 0                   # zero-initialised: predicts nothing yet
+    # a target it can express: a linear map of what it sees (4 directions of h, and c)
+    target = ((h @ directions) @ torch.randn(4, 16) + c @ torch.randn(3, 16)) / 64
+    losses = _fit(synth, h, c, target, 300)
+    assert losses[-1] < 0.05 * losses[0]
+    assert torch.equal(synth.directions, directions)
+    # a target outside those directions stays out of reach (the control: it only sees 4 of 16)
+    target = h @ torch.randn(16, 16) / 64
+    losses = _fit(Synthesizer(16, projection=4), h, None, target, 300)
+    assert losses[-1] > 0.5 * regression_loss(torch.zeros(64, 16), target).item()
 
 
 def test_received_gradient_is_the_true_gradient_at_the_cut():
@@ -143,6 +170,8 @@ def test_activation_health_counts_units_that_never_fire():
     (dict(dim=4, kind="rnn"), "kind"),
     (dict(dim=4, hidden_dim=0), "hidden_dim"),
     (dict(dim=4, zero_init="yes"), "zero_init"),
+    (dict(dim=4, projection=-1), "projection"),
+    (dict(dim=4, projection=1.5), "projection"),
 ])
 def test_synthesizer_rejects_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):

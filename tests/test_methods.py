@@ -110,9 +110,10 @@ def test_methods_settings_and_presets():
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
 
 
-def test_the_presets_use_linear_synthesizers_with_targets_one_step_late():
+def test_the_presets_use_projected_linear_synthesizers_with_targets_one_step_late():
     for preset in methods.PRESETS.values():
-        assert preset.config().synth_kind == "linear" and preset.config().target_delay == 1
+        config = preset.config()
+        assert (config.synth_kind, config.synth_projection, config.target_delay) == ("linear", 128, 1)
     with pytest.raises(ValueError, match="synth_kind"):
         methods.MethodsSettings(synth_kind="quadratic")
     with pytest.raises(ValueError, match="target_delay"):
@@ -130,8 +131,8 @@ def test_the_dni_stages_update_with_fused_adam(data):
 def test_the_presets_use_slow_layers_and_fast_synthesizers():
     # why they matter: tests/test_claims.py runs notebook 07's check on both pairs of rates
     default, heavy = methods.PRESETS["default"], methods.PRESETS["heavy"]
-    assert (default.config().lr, default.config().synth_lr) == (3e-4, 3e-3)
-    assert (heavy.config().lr, heavy.config().synth_lr) == (3e-4, 3e-2)
+    assert (default.config().lr, default.config().synth_lr) == (3e-4, 3e-2)
+    assert (heavy.config().lr, heavy.config().synth_lr) == (3e-4, 1e-1)
     with pytest.raises(ValueError, match="synth_lr"):
         methods.MethodsSettings(synth_lr=0.0)
 
@@ -264,9 +265,11 @@ def test_the_committed_reference_run_loads_with_its_provenance():
     assert heavy["provenance"]["command"].startswith("python -m dni_lite.bench --preset heavy ")
     assert heavy["settings"] == json.loads(json.dumps(dataclasses.asdict(methods.PRESETS["heavy"])))
     assert ("Adam lr 0.0003" in methods.format_table(heavy)
-            and "with linear synthesizers (lr 0.03), targets 1 step(s) late" in methods.format_table(heavy))
+            and "with linear synthesizers on 128 random directions (lr 0.1), targets 1 step(s) late"
+            in methods.format_table(heavy))
     assert ("Adam lr 0.0003" in methods.format_table(ref)
-            and "with linear synthesizers (lr 0.003), targets 1 step(s) late" in methods.format_table(ref))
+            and "with linear synthesizers on 128 random directions (lr 0.03), targets 1 step(s) late"
+            in methods.format_table(ref))
     assert "steps of all-core backprop" in methods.format_table(ref)
     for result in (ref, heavy):     # made from committed code, and they measured the control too
         assert result["provenance"]["uncommitted"] == []

@@ -36,8 +36,9 @@ def _children() -> list[int]:
     return kids
 
 
-def test_two_workers_match_in_process(data):
-    config = ParallelConfig(steps=4, trace_steps=4, **SMALL)
+@pytest.mark.parametrize("projection", [0, 8])
+def test_two_workers_match_in_process(data, projection):
+    config = ParallelConfig(steps=4, trace_steps=4, synth_projection=projection, **SMALL)
     par = train_parallel(config, data=data)
     ref = train_in_process(config, data)
     # worker 1 received the activations of steps 0..3 in order, worker 0 the targets
@@ -87,6 +88,8 @@ def test_bad_settings_are_refused():
         ParallelConfig(target_delay=-1).validate()
     with pytest.raises(ValueError, match="synth_kind"):
         ParallelConfig(synth_kind="conv").validate()
+    with pytest.raises(ValueError, match=r"synth_projection must be an integer >= 0"):
+        ParallelConfig(synth_projection=-1).validate()
     with pytest.raises(ValueError, match="same number of workers"):
         train_parallel([ParallelConfig(), ParallelConfig(workers=3)])
     with pytest.raises(ValueError, match="device"):

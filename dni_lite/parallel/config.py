@@ -18,6 +18,8 @@ class ParallelConfig:
     ``depth + 1`` linear layers) split into ``workers`` stages of consecutive
     layers; each stage boundary is a decoupled interface whose synthesizer
     sees the activation (``method="dni"``) or also the label (``"cdni"``).
+    ``synth_projection``: if > 0, each synthesizer sees the activation through a fixed
+    random projection to that many dimensions (``Synthesizer``'s ``projection``).
     ``target_delay``: a worker regresses its synthesizer on the target of the
     minibatch that many steps back (0: wait for the current one).
     ``eval_every``: score the test set through the pipeline every so many
@@ -38,6 +40,7 @@ class ParallelConfig:
     method: str = "cdni"
     synth_kind: str = "linear"
     synth_hidden: int = 64
+    synth_projection: int = 0
     lr: float = 1e-3
     synth_lr: float = 1e-3
     batch_size: int = 64
@@ -67,6 +70,7 @@ class ParallelConfig:
         check_choice("method", self.method, ("dni", "cdni"))
         check_choice("synth_kind", self.synth_kind, KINDS)
         check_int("synth_hidden", self.synth_hidden, 1)
+        check_int("synth_projection", self.synth_projection, 0)
         check_float("lr", self.lr, 0.0, low_open=True)
         check_float("synth_lr", self.synth_lr, 0.0, low_open=True)
         check_int("batch_size", self.batch_size, 2)   # BatchNorm needs two examples

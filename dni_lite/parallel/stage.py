@@ -157,7 +157,8 @@ def build_stages(config: ParallelConfig, data: Dataset) -> list[Stage]:
             if k < len(bounds) - 1:
                 interface = DecoupledInterface(Synthesizer(
                     config.width, data.n_classes if config.method == "cdni" else 0,
-                    kind=config.synth_kind, hidden_dim=config.synth_hidden),
+                    kind=config.synth_kind, hidden_dim=config.synth_hidden,
+                    projection=config.synth_projection),
                     zero_output=config.ablation == "zero_synthetic_gradient")
             module = nn.Sequential(*[model.layers[i] for i in range(a, b)])
             stages.append(Stage(module, interface, config, data.n_classes, first=(k == 0),
