@@ -277,5 +277,7 @@ def test_the_committed_reference_run_loads_with_its_provenance():
         assert "what the lower stage sends up" in methods.format_table(result)
         # notebook 07 says both presets' synthetic gradients beat their control
         assert "they taught the lower stages something" in methods.format_table(result)
+        # ...and that the control never reaches the target
+        assert result["methods"][methods.CONTROL]["steps_to_target"] == float("inf")
     with pytest.raises(ValueError, match="preset"):
         methods.reference_path("huge")

@@ -85,10 +85,10 @@ class MethodsSettings(Settings):
     ``synth_kind``: the DNI pipeline's synthesizers (``synthesizer.KINDS``), and
     ``synth_projection``: how many fixed random directions of the activation they see (0: all
     of it; ``Synthesizer``'s ``projection``). Both presets use linear synthesizers on 128
-    random directions. A full linear synthesizer costs two thirds of a layer (1.6 ms of the
-    lower stage's 5.8 ms step at width 512, 11.0 ms of 56 ms at width 1024, measured with
-    ``--synth-projection 0``); on 128 directions it costs 0.8 and 3.0 ms (``stage_costs_s``
-    of ``data/bench_*.json``), and its synthetic gradients beat their control by as much
+    random directions. A full linear synthesizer costs two of a layer's three products (its
+    prediction and its weight gradient); on 128 directions it costs about half as much at
+    width 512 and under a third at width 1024 (compare ``stage_costs_s`` of a run with
+    ``--synth-projection 0``), and its synthetic gradients beat their control by as much
     (seeds 0-4). The MLP synthesizer (64 hidden units) is as cheap, but its synthetic
     gradients did far worse than zeroing them on both models.
     ``target_delay``: the DNI pipeline's (``ParallelConfig.target_delay``).
