@@ -88,6 +88,18 @@ def test_pipeline_backprop_equals_one_process_backprop_and_dni_does_not(data):
         nb07.baseline_is_exact(dni, reference, "the DNI pipeline")
 
 
+def test_the_exactness_check_compares_the_early_losses():
+    backprop = {"losses": [2.3 - 0.01 * i for i in range(30)]}
+    reordered = {"losses": [x * (1 + 1e-6) for x in backprop["losses"]]}     # last digits only
+    assert nb07.baseline_is_exact(reordered, backprop, "GPipe").startswith("PASS")
+    nan = list(backprop["losses"])
+    nan[7] = float("nan")
+    for losses, match in ((nan, "at step 7"), ([x * 1.01 for x in backprop["losses"]], "at step 0"),
+                          (backprop["losses"][:20], "needs 25")):
+        with pytest.raises(ClaimFailed, match=match):
+            nb07.baseline_is_exact({"losses": losses}, backprop, "GPipe")
+
+
 def test_pipeline_backprop_refuses_bad_micro_batches(data):
     config = ParallelConfig(**TINY).validate()
     with pytest.raises(ValueError, match="micro_batches"):

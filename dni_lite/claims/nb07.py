@@ -16,7 +16,7 @@ import torch
 
 from ..parallel import ParallelConfig, train_in_process
 from ..parallel.methods import PRESETS
-from . import require
+from . import ClaimFailed, require
 
 
 def same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -72,20 +72,25 @@ def slow_layers_learn(slow: dict[str, dict[str, Any]], fast: dict[str, dict[str,
 
 
 def baseline_is_exact(pipeline: dict[str, Any], backprop: dict[str, Any], name: str,
-                      tolerance: float = 0.5) -> str:
-    """A pipeline-backprop run scores one-worker backprop's test accuracy at every evaluation
-    and at the end, within ``tolerance`` points (float sums in another order; torch's schedules
-    sum the micro-batch losses, which Adam almost ignores). A run with approximate gradients
-    (the control: the DNI pipeline) departs from it."""
-    pairs = [(a[2], b[2]) for a, b in zip(pipeline["evals"], backprop["evals"])]
-    pairs.append((pipeline["test_accuracy"], backprop["test_accuracy"]))
-    require(len(pipeline["evals"]) == len(backprop["evals"]),
-            f"{name} was evaluated {len(pipeline['evals'])} times, backprop "
-            f"{len(backprop['evals'])} times")
-    worst = max(abs(a - b) for a, b in pairs)
-    require(worst <= tolerance, f"{name}'s test accuracy departs from backprop's by {worst:.1f} "
-                                f"points (allowed {tolerance:g})")
-    return f"PASS: {name} scores backprop's test accuracy at every evaluation (exact gradients)"
+                      steps: int = 25, tolerance: float = 1e-3) -> str:
+    """A pipeline-backprop run follows one-worker backprop's training loss step by step: each
+    of its first ``steps`` losses is within ``tolerance`` (relative) of backprop's. Exact
+    gradients summed in another order (torch's schedules add up micro-batches) differ only in
+    the last digits, which training amplifies slowly: on notebook 07's model by about 1e-5 at
+    step 25 and 1e-3 at step 100, after which test accuracies can part by most of a point, so
+    the check compares the early losses, not the accuracies. A run with approximate gradients
+    (the control: the DNI pipeline) departs within a few steps (by 3% at step 10)."""
+    a, b = pipeline["losses"][:steps], backprop["losses"][:steps]
+    require(len(a) == len(b) == steps,
+            f"{name} logged {len(a)} losses, backprop {len(b)}: the check needs {steps} of each")
+    gaps = [abs(x - y) / abs(y) for x, y in zip(a, b)]
+    first = next((i for i, gap in enumerate(gaps) if not gap <= tolerance), None)   # NaN: a gap
+    if first is not None:
+        raise ClaimFailed(f"{name}'s training loss departs from backprop's at step {first} by "
+                          f"{gaps[first]:.1e} (relative; allowed {tolerance:g} over the first "
+                          f"{steps} steps)")
+    return (f"PASS: {name} follows backprop's training loss over the first {steps} steps "
+            f"(exact gradients, summed in another order)")
 
 
 def with_control(config: ParallelConfig) -> dict[str, dict[str, Any]]:
