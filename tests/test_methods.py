@@ -171,6 +171,10 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     # the control ran the same pipeline with its synthesizers zeroed: its lower stage never moved
     assert loaded["methods"][methods.CONTROL]["runs"][0]["ablation"] == "zero_synthetic_gradient"
     assert loaded["methods"]["dni_pipeline"]["runs"][0]["ablation"] == "none"
+    # the runs keep their per-step losses: notebook 07's exactness check compares them
+    gpipe, backprop = (loaded["methods"][name]["runs"][0] for name in ("gpipe", "backprop_1worker"))
+    assert len(gpipe["losses"]) == len(backprop["losses"]) == settings.steps
+    assert nb07.baseline_is_exact(gpipe, backprop, "GPipe", steps=settings.steps).startswith("PASS")
     table = methods.format_table(result)
     assert "DNI pipeline" in table and "GPipe" in table and "1F1B" in table
     assert "DNI pipeline, SG zeroed" in table and "synthetic gradients: the DNI pipeline scored" in table

@@ -337,9 +337,10 @@ def _median_tta(results: list[dict[str, Any]], target: float) -> float:
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """A run's figures for a results file (without its weights, trace and per-step losses),
-    and the ablation it ran under (``"none"`` for the method itself)."""
-    keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals",
+    """A run's figures for a results file (without its weights and trace), and the ablation it
+    ran under (``"none"`` for the method itself). The per-step losses stay: notebook 07's
+    exactness check compares them."""
+    keep = ("mode", "device", "elapsed_s", "examples_per_s", "test_accuracy", "evals", "losses",
             "wait_s", "busy_s", "worker_elapsed_s", "delay_s", "threads", "micro_batches",
             "interfaces")
     return {**{k: result[k] for k in keep if k in result}, "ablation": result["config"]["ablation"]}
