@@ -8,17 +8,39 @@ from dni_lite.experiments.recurrent import CopySettings, StreamSettings
 
 
 @pytest.mark.parametrize("name", sorted(reproduce.REFERENCES))
-def test_every_committed_reference_reproduces_its_first_rows(name):
+def test_every_committed_reference_is_what_its_command_runs(name):
     result = reproduce.load(name)
     prov = result["provenance"]
     assert prov["command"].startswith(f"python -m dni_lite.reproduce {name}")
     assert {"commit", "torch", "device", "wall_s", "dni_lite"} <= set(prov)
     assert [r["label"] for r in result["runs"]] == list(reproduce.REFERENCES[name])
     for run in result["runs"]:
-        settings = reproduce.settings_from_dict(run["settings"])
-        assert settings == reproduce.REFERENCES[name][run["label"]]   # the file is what the command runs
-        fresh, _ = reproduce.run_rows(settings, n_rows=1)
-        assert reproduce.compare(run["rows"][:1], fresh) == [], run["label"]
+        assert reproduce.settings_from_dict(run["settings"]) == reproduce.REFERENCES[name][run["label"]]
+        assert run["rows"][-1]["step"] == run["settings"]["steps"]          # it ran to the end
+
+
+@pytest.mark.parametrize("name", sorted(reproduce.REFERENCES))
+def test_the_first_steps_of_every_reference_configuration_reproduce_on_this_cpu(name):
+    result = reproduce.load(reproduce.FIRST_STEPS_NAME)
+    assert result["provenance"]["command"].startswith("python -m dni_lite.reproduce first_steps")
+    runs = {r["label"]: r for r in result["runs"]}
+    assert len(runs) == sum(len(configs) for configs in reproduce.REFERENCES.values())
+    for label, settings in reproduce.REFERENCES[name].items():
+        run = runs[reproduce.first_steps_label(name, label)]
+        assert reproduce.settings_from_dict(run["settings"]) == settings
+        assert [r["step"] for r in run["rows"]] == list(range(1, reproduce.FIRST_STEPS + 1))
+        assert reproduce.compare(run["rows"], reproduce.first_steps(settings)) == [], label
+
+
+def test_the_first_steps_check_sees_a_synthetic_gradient_that_does_nothing():
+    """The control: DNI whose synthetic gradient had no effect would train exactly as BPTT does."""
+    label = "copy, T=2"
+    saved = {r["label"]: r for r in reproduce.load(reproduce.FIRST_STEPS_NAME)["runs"]}
+    saved = saved[reproduce.first_steps_label("copy", label)]["rows"]
+    fresh = reproduce.first_steps(reproduce.REFERENCES["copy"][label])
+    assert reproduce.compare(saved, fresh) == []
+    inert = [dict(r, **{"train_bits/dni": r["train_bits/bptt"]}) for r in fresh]
+    assert any("train_bits/dni" in p for p in reproduce.compare(saved, inert))
 
 
 def test_settings_survive_the_round_trip_and_bad_ones_are_refused():
@@ -45,6 +67,18 @@ def test_a_run_writes_a_file_with_provenance_that_load_accepts_and_compare_check
     assert reproduce.compare(saved, fresh) == []
     changed = [dict(saved[0], **{"val_bits/dni": saved[0]["val_bits/dni"] * 1.01})]
     assert "val_bits/dni" in reproduce.compare(changed, fresh[:1])[0]
+
+    monkeypatch.setattr(reproduce, "REFERENCES", {"planted": tiny})
+    monkeypatch.setattr(reproduce, "FIRST_STEPS", 3)
+    out = tmp_path / "first.json"
+    reproduce.main(["first_steps", "--out", str(out)])
+    result = reproduce.load(out)
+    assert result["provenance"]["command"] == f"python -m dni_lite.reproduce first_steps --out {out}"
+    assert [r["label"] for r in result["runs"]] == ["planted: a"]
+    assert [r["step"] for r in result["runs"][0]["rows"]] == [1, 2, 3]
+    assert reproduce.compare(result["runs"][0]["rows"], reproduce.first_steps(tiny["a"])) == []
+    with pytest.raises(ValueError, match="n_steps"):
+        reproduce.first_steps(tiny["a"], n_steps=5)          # more than its 4 steps
 
 
 def test_corrupt_or_incomplete_results_files_are_refused(tmp_path):
