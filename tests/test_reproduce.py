@@ -1,4 +1,4 @@
-"""Reference runs: committed files load, carry provenance, and their first rows re-run the same."""
+"""Reference runs: committed files load, carry provenance, record what their command runs, and their first steps re-run the same on any CPU."""
 import json
 
 import pytest
