@@ -1,4 +1,5 @@
-"""Reference runs: committed files load, carry provenance, record what their command runs, and their first steps re-run the same on any CPU."""
+"""Reference runs: the files load, carry provenance and record what their command runs;
+the first steps of every configuration re-run the same on any CPU."""
 import json
 
 import pytest
