@@ -70,11 +70,14 @@ FIRST_STEPS = 20   # steps per configuration in the first-steps file
 FIRST_STEPS_NAME = "first_steps"
 
 
+def names() -> list[str]:
+    """The names with a results file: each reference, then ``"first_steps"`` (all of their first steps)."""
+    return [*sorted(REFERENCES), FIRST_STEPS_NAME]
+
+
 def reference_path(name: str) -> Path:
-    """The committed reference file of ``name`` (``data/reference_<name>.json``); ``"first_steps"``
-    names the file of every configuration's first steps."""
-    if name != FIRST_STEPS_NAME:
-        _check_name(name)
+    """The committed results file of ``name`` (``data/reference_<name>.json``), one of ``names()``."""
+    _check_name(name, names())
     return DATA_DIR / f"reference_{name}.json"
 
 
@@ -153,7 +156,7 @@ def run_first_steps(out: str | os.PathLike | None = None, argv: Sequence[str] | 
 def run(name: str, out: str | os.PathLike | None = None, argv: Sequence[str] | None = None,
         log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Run every configuration of reference ``name`` and write the results file to ``out``."""
-    _check_name(name)
+    _check_name(name, sorted(REFERENCES))
     start = time.perf_counter()
     runs = []
     for label, settings in REFERENCES[name].items():
@@ -179,7 +182,7 @@ def _results(name: str, runs: list[dict[str, Any]], start: float, out: str | os.
 
 def load(source: str | os.PathLike) -> dict[str, Any]:
     """A results file (a reference name or a path); a file that is not a complete one is refused."""
-    named = str(source) in REFERENCES or str(source) == FIRST_STEPS_NAME
+    named = str(source) in names()
     path = reference_path(str(source)) if named else Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run `python -m dni_lite.reproduce "
@@ -250,9 +253,9 @@ def compare(saved: Sequence[Row], fresh: Sequence[Row], tolerance: float = TOLER
     return problems
 
 
-def _check_name(name: str) -> None:
-    if name not in REFERENCES:
-        raise ValueError(f"name must be one of {sorted(REFERENCES)}, got {name!r}")
+def _check_name(name: str, allowed: list[str]) -> None:
+    if name not in allowed:
+        raise ValueError(f"name must be one of {allowed}, got {name!r}")
 
 
 def _short(row: Row) -> str:
@@ -262,7 +265,7 @@ def _short(row: Row) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m dni_lite.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=[*sorted(REFERENCES), FIRST_STEPS_NAME],
+    parser.add_argument("name", choices=names(),
                         help=f"which reference run ({FIRST_STEPS_NAME}: the first steps of all of them)")
     parser.add_argument("--out", help="results file (default: data/reference_<name>.json)")
     args = parser.parse_args(argv)

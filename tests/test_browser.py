@@ -160,6 +160,11 @@ def _restart_and_run_all(page) -> None:
 STATIC_NB = "01_static_plots.ipynb"
 
 
+def _log_tail(log: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of the server's log, for a failure message."""
+    return "".join(log.read_text().splitlines(keepends=True)[-lines:])
+
+
 def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None, log: Path):
     """A new page on ``url``: restart the kernel, run all cells, wait until idle; return the page.
 
@@ -191,16 +196,15 @@ def _open_and_run_all(browser, url: str, budget_s: float, screenshot: str | None
         except PlaywrightTimeout:
             if attempt:
                 pytest.fail(f"no cell ran within {START_S} s of a restart, twice; last lines of the "
-                            f"server log:\n{''.join(log.read_text().splitlines(keepends=True)[-30:])}")
+                            f"server log:\n{_log_tail(log)}")
             page.reload()
     try:
         _wait_idle(page, budget_s)
     except PlaywrightTimeout:
         status = page.locator(".jp-Notebook-ExecutionIndicator").first
-        tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
         pytest.fail(f"the run did not end within {budget_s} s; kernel indicator: "
                     f"{status.get_attribute('data-status') if status.count() else 'absent'}; "
-                    f"last lines of the server log:\n{tail}")
+                    f"last lines of the server log:\n{_log_tail(log)}")
     finally:
         if screenshot:
             page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
