@@ -333,9 +333,9 @@ class ExperimentPanel:
                 iterator.close()
             except Exception:   # a generator that fails while closing must not freeze the panel
                 pass
-        self._set_buttons(running=False)
-        self._set_status(state, message)     # first: a Stop is answered before the last redraw
         self.plot.redraw()
+        self._set_buttons(running=False)
+        self._set_status(state, message)
         self.details.value = _details(self.history[-1] if self.history else {})
 
     # -- words ---------------------------------------------------------------------
