@@ -37,14 +37,16 @@ NOTEBOOKS = {
     "02_deep_linear_theory.ipynb": ("seed", "ArrowRight", True, 400, 3),
     "03_decoupled_mlp.ipynb": ("hidden layers", "ArrowLeft", True, 600, 1),
     "04_unlocked_network.ipynb": ("seed", "ArrowRight", True, 600, 2),
-    "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 400, 0),
+    "05_dni_bptt_copy.ipynb": ("budget (batches)", "ArrowLeft", True, 600, 0),
     "06_dni_language_model.ipynb": ("budget (steps)", "ArrowLeft", True, 400, 0),
-    "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 400, 0),
+    "07_parallel_training.ipynb": ("repeats", "ArrowLeft", True, 600, 0),
     "08_two_timescales.ipynb": ("budget (windows)", "ArrowLeft", True, 240, 0),
 }
 # Notebook 7's interface is checked on these (Run All, every widget and figure renders)
 NOTEBOOK7 = ["00_locking.ipynb", "01_synthetic_gradients_linear.ipynb", "05_dni_bptt_copy.ipynb"]
-STOP_WITHIN_S = 1.0
+STOP_WITHIN_S = 1.0       # kernel side: from Stop reaching the kernel to the panel saying Stopped
+STOP_SEEN_WITHIN_S = 3.0  # in the browser: adds the click's and the status's trips through the
+                          # server, which on a busy 2-core machine took 0.4 to 1.1 s
 START_S = 120        # seconds from Restart & Run All to the first cell run (imports on a slow machine)
 METRIC_KEY = r"[a-z_]+/[a-z_]+"      # what a raw metric key looks like (acc/cdni)
 
@@ -244,8 +246,8 @@ def _nth_panel(page, index: int):
     return page.locator(".dni-lite-panel").nth(index)
 
 
-def _stop_latency(page, index: int) -> float:
-    """Press Run on the nth panel, wait until it runs, press Stop: seconds until it says Stopped."""
+def _stop_latency(page, index: int) -> tuple[float, float]:
+    """Press Run on the nth panel, wait until it runs, press Stop: when it was pressed, when it said Stopped."""
     panel = _nth_panel(page, index)
     panel.scroll_into_view_if_needed()
     status = panel.locator(".dni-lite-status")
@@ -256,7 +258,7 @@ def _stop_latency(page, index: int) -> float:
     start = time.monotonic()
     panel.locator(".widget-button:has-text('Stop')").click()
     status.locator("text=Stopped").wait_for(timeout=30_000)
-    return time.monotonic() - start
+    return start, time.monotonic()
 
 
 def _run_probe(page, code: str) -> str:
@@ -317,9 +319,18 @@ def test_notebook_renders_and_reruns(lab, browser, notebook):
     assert _figure_data(page) != before
     _check_figures_and_status(page)
     if longest is not None:
-        latency = _stop_latency(page, longest)
-        print(f"{notebook}: Stop took {latency:.2f} s in panel {longest}")
-        assert latency < STOP_WITHIN_S, f"Stop took {latency:.2f} s"
+        clicked, shown = _stop_latency(page, longest)
+        seen = shown - clicked
+        out = _run_probe(page, "import dni_lite.display.panel as m; print('stop latency', [["
+                               "p._stop_pressed_at, p.stop_latency_s] for p in m.ExperimentPanel._all "
+                               "if p.stop_latency_s])")
+        pressed = json.loads(out.split("stop latency", 1)[1].strip())
+        kernel = [k for _, k in pressed]
+        print(f"{notebook}: Stop took {seen:.2f} s in the browser: it reached the kernel after "
+              f"{[round(at - clicked, 3) for at, _ in pressed]} s, the kernel stopped in "
+              f"{[round(k, 3) for k in kernel]} s (panel {longest})")
+        assert len(kernel) == 1 and kernel[0] < STOP_WITHIN_S, f"the kernel took {kernel} s to stop"
+        assert seen < STOP_SEEN_WITHIN_S, f"Stop took {seen:.2f} s to show in the browser"
         # a re-run of the panel's cell while its panel runs leaves no run alive but the new one's
         panel = _nth_panel(page, longest)
         panel.locator(".widget-button:has-text('Run')").click()

@@ -192,6 +192,22 @@ def test_lockstep_heartbeats_between_rows_so_stop_works_within_a_row():
     assert panel.history == []                    # stopped inside the first row
 
 
+
+def test_the_panel_measures_its_own_stop_latency():
+    """``stop_latency_s`` is the time from Stop to the panel saying Stopped, on the kernel's side.
+
+    The browser test compares it with one second; here it must agree with a stop timed from
+    outside, and be long for a loop that yields only every 1.5 s (the control).
+    """
+    fast = ExperimentPanel(count, CountSettings(delay_s=0.01), {}, [Plot("value", ["value"])])
+    assert fast.stop_latency_s is None
+    outside = _seconds_to_stop(fast, once_shown="step")
+    assert 0 < fast.stop_latency_s <= outside < 1.0
+    slow = ExperimentPanel(count, CountSettings(delay_s=1.5), {}, [Plot("value", ["value"])])
+    assert _seconds_to_stop(slow, once_shown="Starting") > 1.0 and slow.stop_latency_s > 1.0
+    slow.run(steps=1)                     # a run that was not stopped keeps the last Stop's figure
+    assert slow.state == "done" and slow.stop_latency_s > 1.0
+
 def test_closing_a_panel_stops_its_run_and_retires_it():
     panel = ExperimentPanel(count, CountSettings(delay_s=0.01), {}, [Plot("value", ["value"])])
     panel.start()
