@@ -46,7 +46,7 @@ NOTEBOOKS = {
 NOTEBOOK7 = ["00_locking.ipynb", "01_synthetic_gradients_linear.ipynb", "05_dni_bptt_copy.ipynb"]
 STOP_WITHIN_S = 1.0       # kernel side: from Stop reaching the kernel to the panel saying Stopped
 STOP_SEEN_WITHIN_S = 3.0  # in the browser: adds the click's and the status's trips through the
-                          # server, which on a busy 2-core machine took 0.4 to 1.1 s
+                          # server, which vary with how busy the machine is
 START_S = 120        # seconds from Restart & Run All to the first cell run (imports on a slow machine)
 METRIC_KEY = r"[a-z_]+/[a-z_]+"      # what a raw metric key looks like (acc/cdni)
 

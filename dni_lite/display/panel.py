@@ -71,9 +71,8 @@ class ExperimentPanel:
         title: shown above the controls, and in the status line.
         x_key: the metric used as the x axis; ``x_title`` its axis title.
         max_fps: at most this many redraws per second. Each redraw sends every
-            line's points to the browser; on a slow 2-core machine 5 per second kept
-            the browser and server so busy that a Stop click took 1-1.3 s to reach
-            the kernel (0.37 s at 2 per second, 0.15 s at 1).
+            line's points to the browser; many per second can keep the browser and
+            server so busy that a Stop click waits behind the updates.
         plot_mode: ``"widget"`` or ``"static"`` (default: ``live_plot.plot_mode()``).
     """
 
