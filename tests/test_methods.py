@@ -15,7 +15,7 @@ from dni_lite.claims import ClaimFailed, nb07
 from dni_lite.parallel import ParallelConfig, train_backprop, train_parallel
 from dni_lite.parallel import methods
 from dni_lite.parallel.balance import balanced_stages, stage_cost
-from dni_lite.parallel.pipeline_backprop import train_pipeline_backprop
+from dni_lite.parallel.pipeline_backprop import sweep_pipeline_backprop, train_pipeline_backprop
 from dni_lite.parallel.stage import build_stages, interface_health, load_data
 
 TINY = dict(workers=2, depth=3, width=32, batch_size=16, steps=12, eval_every=4, seed=1,
@@ -73,8 +73,12 @@ def test_pipeline_backprop_equals_one_process_backprop_and_dni_does_not(data):
     # big enough to leave chance level (at TINY every method still scores 10.2%)
     config = ParallelConfig(**dict(TINY, width=64, batch_size=32, steps=60, eval_every=20)).validate()
     reference = train_backprop(config, data, threads=1)
-    for schedule, m in (("gpipe", 4), ("1f1b", 2)):
-        pipe = train_pipeline_backprop(config, schedule, m, data)
+    plan = [("gpipe", 4), ("1f1b", 2)]
+    swept = sweep_pipeline_backprop(config, plan, data)      # both in one start-up of the workers
+    assert [(r["mode"], r["micro_batches"]) for r in swept] == plan
+    # a run in a sweep is the same run as on its own
+    assert train_pipeline_backprop(config, "1f1b", 2, data)["losses"] == swept[1]["losses"]
+    for pipe, (schedule, m) in zip(swept, plan):
         # exact gradients: the same losses up to float summation order
         assert pipe["losses"] == pytest.approx(reference["losses"], rel=1e-4, abs=1e-5)
         assert pipe["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=0.21)
@@ -106,6 +110,10 @@ def test_pipeline_backprop_refuses_bad_micro_batches(data):
         train_pipeline_backprop(config, "gpipe", 3, data)
     with pytest.raises(ValueError, match="schedule"):
         train_pipeline_backprop(config, "zero-bubble", 2, data)
+    with pytest.raises(ValueError, match="plan"):
+        sweep_pipeline_backprop(config, [], data)
+    with pytest.raises(ValueError, match="micro_batches"):
+        sweep_pipeline_backprop(config, [("gpipe", 2), ("1f1b", 3)], data)
 
 
 def test_methods_settings_and_presets():
@@ -254,7 +262,7 @@ def test_the_ceiling_says_how_few_steps_dni_would_need():
 
 
 @pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),
-                                          ("GPipe: trying", 400), ("DNI pipeline", 100)])
+                                          ("GPipe and 1F1B: trying", 400), ("DNI pipeline", 100)])
 def test_closing_compare_methods_stops_it_within_a_second_in_every_phase(phase, steps, worker_processes,
                                                                         closes_like_stop):
     import time

@@ -58,7 +58,7 @@ from .bench import _in_background, stage_costs, steps_to_accuracy, summary, time
 from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
-from .pipeline_backprop import check_micro_batches, train_pipeline_backprop
+from .pipeline_backprop import check_micro_batches, sweep_pipeline_backprop, train_pipeline_backprop
 from .reference import train_backprop, train_in_process
 from .stage import interface_health, load_data
 
@@ -203,19 +203,18 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
         dni_config = yield from _in_background(lambda: balanced(config, data, stop=stop), stop,
                                                done, total, "measuring per-layer costs")
     done += 1
-    # 2. the best micro-batch count for each pipeline schedule (one short run each)
+    # 2. the best micro-batch count for each pipeline schedule (one short run each, all in one
+    #    start-up of the workers)
     short = dataclasses.replace(config, steps=max(10, s.steps // 4), eval_every=0)
-    best_m: dict[str, int] = {}
-    sweep: dict[str, dict[int, float]] = {}
-    for schedule in ("gpipe", "1f1b"):
-        sweep[schedule] = {}
-        for m in s.micro_batches:
-            run = yield from _in_background(
-                lambda: train_pipeline_backprop(short, schedule, m, data, stop), stop, done,
-                total, f"{METHOD_NAMES[schedule]}: trying {m} micro-batches")
-            sweep[schedule][m] = run["examples_per_s"]
-            done += 1
-        best_m[schedule] = max(sweep[schedule], key=sweep[schedule].get)
+    plan = [(schedule, m) for schedule in ("gpipe", "1f1b") for m in s.micro_batches]
+    tried = yield from _in_background(
+        lambda: sweep_pipeline_backprop(short, plan, data, stop), stop, done, total,
+        f"GPipe and 1F1B: trying {', '.join(map(str, s.micro_batches))} micro-batches")
+    done += len(plan)
+    sweep: dict[str, dict[int, float]] = {"gpipe": {}, "1f1b": {}}
+    for (schedule, m), run in zip(plan, tried):
+        sweep[schedule][m] = run["examples_per_s"]
+    best_m = {schedule: max(counts, key=counts.get) for schedule, counts in sweep.items()}
     # 3. the five methods and the control, interleaved
     runners = {
         "backprop_1worker": lambda: train_backprop(config, data, threads=1, stop=stop),

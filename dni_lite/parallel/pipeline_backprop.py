@@ -12,13 +12,13 @@ gloo messages, one thread per worker.
 processes (``python -m dni_lite.parallel.pipeline_backprop``) and returns
 the same fields as ``train_parallel``: examples per second, test accuracy,
 and ``evals`` (step, training seconds, test accuracy) for the time to a
-target. Use a config with ``batchnorm=False``: BatchNorm's statistics would
+target. ``sweep_pipeline_backprop`` runs several schedules and micro-batch
+counts in one start-up of the processes. Use a config with ``batchnorm=False``: BatchNorm's statistics would
 be those of one micro-batch.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 import time
 from typing import Any, Sequence
@@ -61,18 +61,40 @@ def train_pipeline_backprop(config: ParallelConfig | Sequence[ParallelConfig],
     """
     single = isinstance(config, ParallelConfig)
     configs = check_configs(config)
-    check_choice("schedule", schedule, SCHEDULES)
-    for c in configs:
-        check_micro_batches(c, micro_batches)
+    results = _launch(configs, [(schedule, micro_batches)] * len(configs), data, stop)
+    return results[0] if single else results
+
+
+def sweep_pipeline_backprop(config: ParallelConfig, plan: Sequence[tuple[str, int]],
+                            data: Dataset | None = None, stop: threading.Event | None = None
+                            ) -> list[dict[str, Any]]:
+    """Train ``config`` once per ``(schedule, micro_batches)`` in ``plan``, in one start-up.
+
+    The K processes start once and run the plan in order: a sweep of short runs
+    would otherwise spend most of its time starting Python and torch. Returns
+    one result per entry, as ``train_pipeline_backprop`` would.
+    """
+    if isinstance(plan, (str, bytes)) or not plan:
+        raise ValueError(f"plan must be a non-empty list of (schedule, micro_batches) pairs, "
+                         f"got {plan!r}")
+    configs = check_configs([config] * len(plan))
+    return _launch(configs, list(plan), data, stop)
+
+
+def _launch(configs: list[ParallelConfig], plan: list[tuple[str, int]], data: Dataset | None,
+            stop: threading.Event | None) -> list[dict[str, Any]]:
+    """Check the plan (a schedule and M per config), run it on K processes, merge the ranks."""
+    for c, (schedule, m) in zip(configs, plan):
+        check_choice("schedule", schedule, SCHEDULES)
+        check_micro_batches(c, m)
     per_rank = run_workers("dni_lite.parallel.pipeline_backprop", configs, configs[0].workers,
-                           data, stop, ["--schedule", schedule,
-                                        "--micro-batches", str(micro_batches)])
+                           data, stop, ["--plan", ",".join(f"{s}:{m}" for s, m in plan)])
     merged = []
-    for i, c in enumerate(configs):
+    for i, (c, (schedule, m)) in enumerate(zip(configs, plan)):
         results = [per_rank[r][i] for r in range(c.workers)]
         elapsed = max(r["elapsed_s"] for r in results)
         last = results[-1]
-        merged.append({"mode": schedule, "micro_batches": micro_batches,
+        merged.append({"mode": schedule, "micro_batches": m,
                        "config": dataclasses.asdict(c), "elapsed_s": elapsed,
                        "examples_per_s": c.steps * c.batch_size / elapsed,
                        "test_accuracy": last["test_accuracy"], "evals": last["evals"],
@@ -80,7 +102,7 @@ def train_pipeline_backprop(config: ParallelConfig | Sequence[ParallelConfig],
                            [r["elapsed_s"] for r in results],
                        "threads": [r["threads"] for r in results],
                        "device": device_name("cpu")})
-    return merged[0] if single else merged
+    return merged
 
 
 def stage_module(config: ParallelConfig, data: Dataset, rank: int) -> nn.Module:
@@ -139,12 +161,21 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
 
 def main(argv: list[str] | None = None) -> None:
     parser = worker_parser("One worker of pipeline-parallel backprop.")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="gpipe")
-    parser.add_argument("--micro-batches", type=int, default=4)
+    parser.add_argument("--plan", default="gpipe:4",
+                        help="schedule:micro-batches per config, comma-separated (e.g. gpipe:2,1f1b:4)")
     args = parser.parse_args(argv)
     configs, data = worker_inputs(args)
-    run_worker(configs, args.out, data, loop=functools.partial(
-        _worker_loop, schedule=args.schedule, micro_batches=args.micro_batches))
+    plan = [(entry.split(":")[0], int(entry.split(":")[1])) for entry in args.plan.split(",")]
+    if len(plan) != len(configs):
+        raise ValueError(f"--plan has {len(plan)} entries for {len(configs)} configs")
+    runs = iter(plan)
+
+    def loop(config: ParallelConfig, data: Dataset, rank: int, world: int, dist: Any
+             ) -> dict[str, Any]:
+        schedule, micro_batches = next(runs)     # run_worker trains the configs in order
+        return _worker_loop(config, data, rank, world, dist, schedule, micro_batches)
+
+    run_worker(configs, args.out, data, loop=loop)
 
 
 if __name__ == "__main__":
