@@ -34,6 +34,15 @@ def test_nb01_checks_fail_on_their_controls(linear_rows):
         nb01.lambda_one_is_backprop(0.0, 0.0)   # a BP(lambda) that ignored the synthetic part
 
 
+def test_nb01_calibration_reuses_a_given_run_and_refuses_bad_process_counts(linear_rows):
+    # the default run (seed 0) is given: nothing is trained again, and its row is the checks' numbers
+    (row,) = nb01.calibrate(seeds=(0,), runs={0: linear_rows}, processes=2)
+    assert row["seed"] == 0 and row["loss/cdni"] == linear_rows[-1]["test_loss/cdni"]
+    assert row["cos/cdni"] >= 0.99 and row["cos/cdni_shuffled"] < 0.1
+    with pytest.raises(ValueError, match="processes"):
+        nb01.calibrate(seeds=(0,), runs={0: linear_rows}, processes=0)
+
+
 # -- notebook 03 --------------------------------------------------------------------------
 from dni_lite.claims import nb03                                    # noqa: E402
 from dni_lite.experiments.mlp import compare_mlp, sweep_depth      # noqa: E402

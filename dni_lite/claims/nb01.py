@@ -7,10 +7,15 @@ gradient). Margins are calibrated over seeds 0-4 (``calibrate``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from typing import Mapping, Sequence
+
+import torch
 
 from ..experiments.linear import compare_linear
 from ..runner import run_to_end
+from ..validate import check_int
 from . import require, tail_mean
 
 Rows = Sequence[dict[str, float]]
@@ -65,14 +70,39 @@ def lambda_one_is_backprop(gap_one: float, gap_half: float) -> str:
             "so the synthetic half of the mix is used")
 
 
-def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> list[dict[str, float]]:
-    """Per seed, the numbers the checks above compare (the notebook's calibration table)."""
-    table = []
-    for seed in seeds:
-        rows, _ = run_to_end(compare_linear(seed=seed))
-        last = rows[-1]
-        table.append({"seed": seed, **{f"loss/{v}": last[f"test_loss/{v}"] for v in
-                                        ("backprop", "cdni", "dni", "cdni_zero_sg", "cdni_shuffled")},
-                      **{f"cos/{v}": tail_mean(rows, f"cos/{v}") for v in
-                         ("cdni", "dni", "cdni_shuffled")}})
-    return table
+def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), runs: Mapping[int, Rows] | None = None,
+              processes: int = 1) -> list[dict[str, float]]:
+    """Per seed, the numbers the checks above compare (the notebook's calibration table).
+
+    ``runs`` maps a seed to the rows of a default run already trained with it (the
+    notebook passes its panel's run): those seeds are not trained again. ``processes``
+    > 1 trains the other seeds in that many worker processes, one thread each; every
+    seed's numbers are the same as in one process.
+    """
+    check_int("processes", processes, 1, 64)
+    runs = dict(runs or {})
+    todo = [seed for seed in seeds if seed not in runs]
+    if processes > 1 and len(todo) > 1:
+        spawn = multiprocessing.get_context("spawn")     # a fresh interpreter: safe under Jupyter
+        with ProcessPoolExecutor(min(processes, len(todo)), mp_context=spawn) as pool:
+            runs.update(zip(todo, pool.map(_default_run, todo)))
+    else:
+        runs.update((seed, _default_run(seed)) for seed in todo)
+    return [{"seed": seed, **_calibration_row(runs[seed])} for seed in seeds]
+
+
+def _default_run(seed: int) -> list[dict[str, float]]:
+    """The rows of ``compare_linear`` with default settings and ``seed``, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run_to_end(compare_linear(seed=seed))[0]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _calibration_row(rows: Rows) -> dict[str, float]:
+    last = rows[-1]
+    return {**{f"loss/{v}": last[f"test_loss/{v}"] for v in
+               ("backprop", "cdni", "dni", "cdni_zero_sg", "cdni_shuffled")},
+            **{f"cos/{v}": tail_mean(rows, f"cos/{v}") for v in ("cdni", "dni", "cdni_shuffled")}}
