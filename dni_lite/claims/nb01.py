@@ -8,7 +8,6 @@ gradient). Margins are calibrated over seeds 0-4 (``calibrate``).
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from typing import Mapping, Sequence
 
 import torch
@@ -83,9 +82,10 @@ def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), runs: Mapping[int, Rows] |
     runs = dict(runs or {})
     todo = [seed for seed in seeds if seed not in runs]
     if processes > 1 and len(todo) > 1:
-        spawn = multiprocessing.get_context("spawn")     # a fresh interpreter: safe under Jupyter
-        with ProcessPoolExecutor(min(processes, len(todo)), mp_context=spawn) as pool:
-            runs.update(zip(todo, pool.map(_default_run, todo)))
+        # fresh interpreters (safe under Jupyter); leaving the block, even on an interrupt,
+        # terminates them at once
+        with multiprocessing.get_context("spawn").Pool(min(processes, len(todo))) as pool:
+            runs.update(zip(todo, pool.map(_default_run, todo, chunksize=1)))
     else:
         runs.update((seed, _default_run(seed)) for seed in todo)
     return [{"seed": seed, **_calibration_row(runs[seed])} for seed in seeds]

@@ -12,9 +12,9 @@ gloo messages, one thread per worker.
 processes (``python -m dni_lite.parallel.pipeline_backprop``) and returns
 the same fields as ``train_parallel``: examples per second, test accuracy,
 and ``evals`` (step, training seconds, test accuracy) for the time to a
-target. ``sweep_pipeline_backprop`` runs several schedules and micro-batch
-counts in one start-up of the processes. Use a config with ``batchnorm=False``: BatchNorm's statistics would
-be those of one micro-batch.
+target; ``sweep_pipeline_backprop`` runs several schedules and micro-batch
+counts in one start-up of the processes. Use a config with
+``batchnorm=False``: BatchNorm's statistics would be those of one micro-batch.
 """
 from __future__ import annotations
 
