@@ -58,7 +58,8 @@ from .bench import _in_background, stage_costs, steps_to_accuracy, summary, time
 from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
-from .pipeline_backprop import check_micro_batches, sweep_pipeline_backprop, train_pipeline_backprop
+from .pipeline_backprop import (SCHEDULES, check_micro_batches, sweep_pipeline_backprop,
+                                train_pipeline_backprop)
 from .reference import train_backprop, train_in_process
 from .stage import interface_health, load_data
 
@@ -206,12 +207,12 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
     # 2. the best micro-batch count for each pipeline schedule (one short run each, all in one
     #    start-up of the workers)
     short = dataclasses.replace(config, steps=max(10, s.steps // 4), eval_every=0)
-    plan = [(schedule, m) for schedule in ("gpipe", "1f1b") for m in s.micro_batches]
+    plan = [(schedule, m) for schedule in SCHEDULES for m in s.micro_batches]
     tried = yield from _in_background(
         lambda: sweep_pipeline_backprop(short, plan, data, stop), stop, done, total,
         f"GPipe and 1F1B: trying {', '.join(map(str, s.micro_batches))} micro-batches")
     done += len(plan)
-    sweep: dict[str, dict[int, float]] = {"gpipe": {}, "1f1b": {}}
+    sweep: dict[str, dict[int, float]] = {schedule: {} for schedule in SCHEDULES}
     for (schedule, m), run in zip(plan, tried):
         sweep[schedule][m] = run["examples_per_s"]
     best_m = {schedule: max(counts, key=counts.get) for schedule, counts in sweep.items()}
