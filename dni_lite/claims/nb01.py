@@ -7,14 +7,11 @@ gradient). Margins are calibrated over seeds 0-4 (``calibrate``).
 """
 from __future__ import annotations
 
-import multiprocessing
 from typing import Mapping, Sequence
 
-import torch
-
 from ..experiments.linear import compare_linear
+from ..pool import map_one_thread
 from ..runner import run_to_end
-from ..validate import check_int
 from . import require, tail_mean
 
 Rows = Sequence[dict[str, float]]
@@ -78,27 +75,15 @@ def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), runs: Mapping[int, Rows] |
     > 1 trains the other seeds in that many worker processes, one thread each; every
     seed's numbers are the same as in one process.
     """
-    check_int("processes", processes, 1, 64)
     runs = dict(runs or {})
     todo = [seed for seed in seeds if seed not in runs]
-    if processes > 1 and len(todo) > 1:
-        # fresh interpreters (safe under Jupyter); leaving the block, even on an interrupt,
-        # terminates them at once
-        with multiprocessing.get_context("spawn").Pool(min(processes, len(todo))) as pool:
-            runs.update(zip(todo, pool.map(_default_run, todo, chunksize=1)))
-    else:
-        runs.update((seed, _default_run(seed)) for seed in todo)
+    runs.update(zip(todo, map_one_thread(_default_run, todo, processes)))
     return [{"seed": seed, **_calibration_row(runs[seed])} for seed in seeds]
 
 
 def _default_run(seed: int) -> list[dict[str, float]]:
-    """The rows of ``compare_linear`` with default settings and ``seed``, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return run_to_end(compare_linear(seed=seed))[0]
-    finally:
-        torch.set_num_threads(threads)
+    """The rows of ``compare_linear`` with default settings and ``seed``."""
+    return run_to_end(compare_linear(seed=seed))[0]
 
 
 def _calibration_row(rows: Rows) -> dict[str, float]:
