@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..experiments.recurrent import copy_experiment
-from ..runner import run_to_end
+from ..experiments.recurrent import CopySettings, copy_experiment
+from ..pool import final_values
+from ..runner import Result
+from ..validate import check_int
 from . import require
 
 SWEEP_T = (2, 3, 4)
+METRICS = ("solved", "train_bits")
 
 
 def dni_beats_truncation_and_noise(longest: Mapping[int, Mapping[str, float]], method: str = "dni") -> str:
@@ -31,11 +34,36 @@ def dni_beats_truncation_and_noise(longest: Mapping[int, Mapping[str, float]], m
             "and than noise of the same size injected at the boundary")
 
 
-def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> list[dict[str, Any]]:
+def sweep(T_values: Sequence[int] = SWEEP_T, settings: CopySettings | None = None,
+          runs: Mapping[int, Result] | None = None, processes: int = 1) -> dict[int, dict[str, dict[str, float]]]:
+    """Per T, the copy experiment's longest lengths solved and training seconds.
+
+    Returns ``{T: {"solved": {variant: length}, "train_bits": {variant: error},
+    "seconds": {variant: s}}}`` from each run's last row and its timings.
+    ``settings`` (default: ``CopySettings()``, what the check is calibrated for)
+    is run with each T. ``runs`` maps a T to a run already trained with these
+    settings (the notebook passes its panel's run): it is not trained again.
+    ``processes`` > 1 trains the other T in that many worker processes, one
+    thread and one variant at a time (``pool.final_values``); every number but
+    the seconds is the same as in one process.
+    """
+    if not T_values:
+        raise ValueError("T_values must name at least one truncation T >= 1, got none")
+    for T in T_values:
+        check_int("T", T, 1)
+    base = settings or CopySettings()
+    done = {T: _summary(result) for T, result in (runs or {}).items() if T in T_values}
+    todo = [T for T in T_values if T not in done]
+    done.update(zip(todo, final_values(copy_experiment, [base.replace(T=T) for T in todo], METRICS, processes)))
+    return {T: done[T] for T in T_values}
+
+
+def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), processes: int = 1) -> list[dict[str, Any]]:
     """Per seed and T, the longest copy length each variant solved with the default settings."""
-    table = []
-    for seed in seeds:
-        for T in SWEEP_T:
-            _, result = run_to_end(copy_experiment(T=T, seed=seed))
-            table.append({"seed": seed, "T": T, **result.final("solved")})
-    return table
+    keys = [(seed, T) for seed in seeds for T in SWEEP_T]
+    runs = final_values(copy_experiment, [CopySettings(T=T, seed=seed) for seed, T in keys], METRICS, processes)
+    return [{"seed": seed, "T": T, **run["solved"]} for (seed, T), run in zip(keys, runs)]
+
+
+def _summary(result: Result) -> dict[str, dict[str, float]]:
+    return {**{metric: result.final(metric) for metric in METRICS}, "seconds": dict(result.seconds)}
