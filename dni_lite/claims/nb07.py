@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..parallel import ParallelConfig, train_in_process
+from ..pool import map_one_thread
 from ..parallel.methods import PRESETS
 from . import ClaimFailed, require
 
@@ -93,27 +94,34 @@ def baseline_is_exact(pipeline: dict[str, Any], backprop: dict[str, Any], name: 
             f"(exact gradients, summed in another order)")
 
 
-def with_control(config: ParallelConfig) -> dict[str, dict[str, Any]]:
-    """In one process: the DNI run of ``config`` (``"dni"``) and its control, the same run
-    with its synthetic gradients zeroed (``"zero_sg"``)."""
-    return {"dni": train_in_process(config),
-            "zero_sg": train_in_process(dataclasses.replace(config, ablation="zero_synthetic_gradient"))}
+def with_control(config: ParallelConfig, processes: int = 1) -> dict[str, dict[str, Any]]:
+    """In one process (or ``processes`` side by side, one thread each, with the same
+    numbers): the DNI run of ``config`` (``"dni"``) and its control, the same run with
+    its synthetic gradients zeroed (``"zero_sg"``)."""
+    dni, zero_sg = map_one_thread(train_in_process, _with_control(config), processes)
+    return {"dni": dni, "zero_sg": zero_sg}
+
+
+def _with_control(config: ParallelConfig) -> list[ParallelConfig]:
+    return [config, dataclasses.replace(config, ablation="zero_synthetic_gradient")]
 
 
 # layers' and synthesizers' learning rates: the benchmark default's, and its control's
 RATES = {"slow": (PRESETS["default"].lr, PRESETS["default"].synth_lr), "fast": (1e-3, 1e-3)}
 
 
-def rate_runs(config: ParallelConfig) -> dict[str, dict[str, dict[str, Any]]]:
-    """``with_control`` of ``config`` at each pair of ``RATES``, for ``slow_layers_learn``."""
-    return {name: with_control(dataclasses.replace(config, lr=lr, synth_lr=synth_lr))
-            for name, (lr, synth_lr) in RATES.items()}
+def rate_runs(config: ParallelConfig, processes: int = 1) -> dict[str, dict[str, dict[str, Any]]]:
+    """``with_control`` of ``config`` at each pair of ``RATES``, for ``slow_layers_learn``
+    (``processes`` as in ``with_control``)."""
+    configs = [dataclasses.replace(config, lr=lr, synth_lr=synth_lr) for lr, synth_lr in RATES.values()]
+    runs = map_one_thread(train_in_process, [c for config in configs for c in _with_control(config)], processes)
+    return {name: {"dni": dni, "zero_sg": zero_sg} for name, dni, zero_sg in zip(RATES, runs[::2], runs[1::2])}
 
 
-def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), **fields: Any) -> list[dict[str, float]]:
-    """Per seed, in one process: the DNI run's and the zero-synthetic-gradient control's accuracy."""
-    table = []
-    for seed in seeds:
-        runs = with_control(ParallelConfig(seed=seed, **fields))
-        table.append({"seed": seed, **{k: run["test_accuracy"] for k, run in runs.items()}})
-    return table
+def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), processes: int = 1, **fields: Any) -> list[dict[str, float]]:
+    """Per seed: the DNI run's and the zero-synthetic-gradient control's accuracy, trained in
+    one process (``processes`` as in ``with_control``)."""
+    configs = [c for seed in seeds for c in _with_control(ParallelConfig(seed=seed, **fields))]
+    runs = map_one_thread(train_in_process, configs, processes)
+    return [{"seed": seed, "dni": dni["test_accuracy"], "zero_sg": zero_sg["test_accuracy"]}
+            for seed, dni, zero_sg in zip(seeds, runs[::2], runs[1::2])]
