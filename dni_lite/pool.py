@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
-from .runner import Settings, run_to_end
+from .runner import Result, Settings, run_to_end
 from .validate import check_int
 
 Item = TypeVar("Item")
@@ -66,6 +66,10 @@ def final_values(experiment: Callable[..., Any], settings: Sequence[Settings], m
 _NO_SYNTHESIZER = ("backprop", "bptt")
 
 
-def _final_values(experiment: Callable[..., Any], metrics: tuple[str, ...], settings: Settings) -> dict:
-    _, result = run_to_end(experiment(settings))
+def summary(result: Result, metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """What ``final_values`` keeps of a run: each metric's last values and the seconds, per variant."""
     return {**{metric: result.final(metric) for metric in metrics}, "seconds": dict(result.seconds)}
+
+
+def _final_values(experiment: Callable[..., Any], metrics: tuple[str, ...], settings: Settings) -> dict:
+    return summary(run_to_end(experiment(settings))[1], metrics)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..experiments.recurrent import CopySettings, copy_experiment
-from ..pool import final_values
+from ..pool import final_values, summary
 from ..runner import Result
 from ..validate import check_int
 from . import require
@@ -52,7 +52,7 @@ def sweep(T_values: Sequence[int] = SWEEP_T, settings: CopySettings | None = Non
     for T in T_values:
         check_int("T", T, 1)
     base = settings or CopySettings()
-    done = {T: _summary(result) for T, result in (runs or {}).items() if T in T_values}
+    done = {T: summary(result, METRICS) for T, result in (runs or {}).items() if T in T_values}
     todo = [T for T in T_values if T not in done]
     done.update(zip(todo, final_values(copy_experiment, [base.replace(T=T) for T in todo], METRICS, processes)))
     return {T: done[T] for T in T_values}
@@ -63,7 +63,3 @@ def calibrate(seeds: Sequence[int] = (0, 1, 2, 3, 4), processes: int = 1) -> lis
     keys = [(seed, T) for seed in seeds for T in SWEEP_T]
     runs = final_values(copy_experiment, [CopySettings(T=T, seed=seed) for seed, T in keys], METRICS, processes)
     return [{"seed": seed, "T": T, **run["solved"]} for (seed, T), run in zip(keys, runs)]
-
-
-def _summary(result: Result) -> dict[str, dict[str, float]]:
-    return {**{metric: result.final(metric) for metric in METRICS}, "seconds": dict(result.seconds)}

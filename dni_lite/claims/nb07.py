@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import torch
 
 from ..parallel import ParallelConfig, train_in_process
-from ..pool import map_one_thread
 from ..parallel.methods import PRESETS
+from ..pool import map_one_thread
 from . import ClaimFailed, require
 
 
