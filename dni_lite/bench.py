@@ -1,7 +1,9 @@
 """``python -m dni_lite.bench``: the five training methods, measured, as a table and a JSON file.
 
 Beside them runs the DNI pipeline's control (its synthesizers zeroed), whose test accuracy
-says whether the synthetic gradients taught the lower stages anything.
+says whether the synthetic gradients taught the lower stages anything, and the machine's
+ceiling: K copies of one-worker backprop trained at once, which no K-worker scheme can
+outrun here (``--no-ceiling`` skips it).
 
     python -m dni_lite.bench --preset heavy --out data/bench_heavy.json
     python -m dni_lite.bench --preset default --out data/bench_default.json
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
                              "(default: the preset's)")
     parser.add_argument("--no-cuda", action="store_true",
                         help="ignore a GPU if present (default: also measure backprop and DNI on it)")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip the ceiling (K copies of one-worker backprop at once)")
     parser.add_argument("--out", default=None, help="write the results JSON here")
     args = parser.parse_args(argv)
     changes = {k: v for k, v in (("repeats", args.repeats), ("steps", args.steps),
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
                                  ("synth_lr", args.synth_lr)) if v is not None}
     if args.no_cuda:
         changes["cuda"] = False
+    if args.no_ceiling:
+        changes["ceiling"] = False
     try:
         settings = dataclasses.replace(methods.PRESETS[args.preset], **changes)
     except ValueError as exc:

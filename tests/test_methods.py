@@ -15,6 +15,7 @@ from dni_lite.claims import ClaimFailed, nb07
 from dni_lite.parallel import ParallelConfig, train_backprop, train_parallel
 from dni_lite.parallel import methods
 from dni_lite.parallel.balance import balanced_stages, stage_cost
+from dni_lite.parallel.ceiling import train_copies
 from dni_lite.parallel.pipeline_backprop import sweep_pipeline_backprop, train_pipeline_backprop
 from dni_lite.parallel.stage import build_stages, interface_health, load_data
 
@@ -128,6 +129,8 @@ def test_methods_settings_and_presets():
         with pytest.raises(ValueError, match="cuda"):
             methods.MethodsSettings(cuda=True)
     assert methods.core_warning(2, 2) and methods.core_warning(3, 2) is None
+    with pytest.raises(ValueError, match="ceiling"):
+        methods.MethodsSettings(ceiling="yes")
 
 
 def test_the_presets_use_projected_linear_synthesizers_with_targets_one_step_late():
@@ -172,6 +175,13 @@ def test_compare_methods_end_to_end_writes_a_results_file(tmp_path):
     assert loaded["provenance"]["torch"] == torch.__version__
     assert loaded["provenance"]["command"] == "python -m dni_lite.bench --preset tiny"
     assert loaded["row"]["speedup/backprop_1worker"] == pytest.approx(1.0)
+    # the machine's ceiling: two copies of one-worker backprop at once, measured each round
+    assert loaded["ceiling"]["copies"] == 2 and len(loaded["ceiling"]["runs"]) == settings.repeats
+    assert loaded["ceiling"]["speedup"] == pytest.approx(
+        loaded["ceiling"]["examples_per_s"] / loaded["methods"]["backprop_1worker"]["examples_per_s"])
+    assert "one-worker backprops trained at once" in methods.format_table(result)
+    assert methods.load(out)["settings"]["ceiling"] is True
+    assert "perfect 2-worker pipeline" in methods.format_table({**result, "ceiling": None})
     # a method that never reached the target is "never" in the file, not an infinite
     # value in the row a panel draws (the panel would call it a divergence)
     assert all(math.isfinite(v) for v in result["row"].values())
@@ -259,6 +269,46 @@ def test_the_ceiling_says_how_few_steps_dni_would_need():
     words = methods.ceiling_words(result(144.0))
     assert "as simulated (its measured costs) at 0.90x" in words
     assert "at most 0.90x backprop's steps; fewer than exact gradients need" in words
+    # a measured ceiling (two copies of one-worker backprop at once) replaces the perfect one
+    measured = {**result(None), "ceiling": {"copies": 2, "examples_per_s": 176.0}}
+    words = methods.ceiling_words(measured)
+    assert words.startswith("ceiling: 2 one-worker backprops trained at once run at 1.76x one "
+                            "alone, so no 2-worker scheme can beat 1.10x all-core backprop here "
+                            "(the DNI pipeline runs at 68% of that ceiling)")
+    assert "at most 1.10x backprop's steps" in words
+
+
+def test_copies_of_one_worker_backprop_train_exactly_what_it_trains(data):
+    """The ceiling's copies are one-worker backprop, run side by side: each one ends where
+    train_backprop ends, and their throughput counts every copy over the slowest one's time."""
+    config = ParallelConfig(**{**TINY, "eval_every": 0})
+    copies = train_copies(config, data)
+    alone = train_backprop(config, data, threads=1)
+    assert copies["copies"] == 2 and len(copies["per_copy"]) == 2 and copies["threads"] == [1, 1]
+    assert copies["test_accuracy"] == alone["test_accuracy"]
+    assert copies["examples_per_s"] == pytest.approx(
+        2 * config.steps * config.batch_size / copies["elapsed_s"])
+    assert copies["examples_per_s"] <= sum(copies["per_copy"]) * (1 + 1e-9)
+    with pytest.raises(ValueError, match="config"):
+        train_copies({"workers": 2}, data)
+
+
+def test_stop_ends_the_copies_within_a_second(data, worker_processes):
+    import threading
+    import time
+
+    from dni_lite.runner import Stopped
+    stop, fired = threading.Event(), []
+
+    def fire():
+        fired.append(time.monotonic())
+        stop.set()
+    config = ParallelConfig(**{**TINY, "steps": 100000, "eval_every": 0})
+    threading.Timer(3.0, fire).start()
+    with pytest.raises(Stopped):
+        train_copies(config, data, stop=stop)
+    assert time.monotonic() - fired[0] < 1.0
+    assert not worker_processes()
 
 
 @pytest.mark.parametrize("phase, steps", [("measuring per-layer costs", 400),

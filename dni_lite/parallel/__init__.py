@@ -21,7 +21,9 @@ machines with ``torchrun`` (``torchrun --nproc-per-node K -m dni_lite.parallel -
 The code is split by concern: ``config`` (the run), ``stage`` (one worker's
 layers and synthesizer), ``reference`` (the same steps in one process, and the
 backprop baseline), ``worker`` (one process's loop), ``launch`` (start and
-watch K processes), ``devices`` and ``bench`` (``python -m dni_lite.parallel.bench``).
+watch K processes), ``devices`` and ``bench`` (``python -m dni_lite.parallel.bench``);
+``balance``, ``pipeline_backprop``, ``ceiling`` and ``methods`` make the five-method
+benchmark (``python -m dni_lite.bench``).
 
 ``train_in_process`` runs exactly the same per-worker steps in the same order,
 one after the other in a single process: the reference the parallel run must

@@ -21,6 +21,11 @@ leaving the lower stages alone has bought nothing. For both, ``interfaces`` reco
 what each lower stage sends up at the end (``interface_words``): how many of its
 units died, and how far its output moved.
 
+Each round also measures the machine's *ceiling* (``ceiling.train_copies``): K
+copies of one-worker backprop trained at once. No K-worker scheme of this model
+can run faster here, so it says how much of a ratio goal the machine allows
+before any method is to blame (``ceiling_words``).
+
 Where a CUDA GPU is present (``cuda=None`` uses it, ``False`` ignores it) two
 more run on it: ``backprop_gpu`` and ``dni_1process_gpu`` (the DNI schedule in
 one process; the pipelines stay on the CPU: gloo moves CPU tensors). Every
@@ -55,6 +60,7 @@ from ..runner import Progress, Settings
 from ..validate import check_bool, check_float, check_int
 from .balance import balanced
 from .bench import _in_background, stage_costs, steps_to_accuracy, summary, time_to_accuracy
+from .ceiling import train_copies
 from .config import ParallelConfig
 from .devices import device_name
 from .launch import train_parallel
@@ -93,6 +99,8 @@ class MethodsSettings(Settings):
     (seeds 0-4). The MLP synthesizer (64 hidden units) is as cheap, but its synthetic
     gradients did far worse than zeroing them on both models.
     ``target_delay``: the DNI pipeline's (``ParallelConfig.target_delay``).
+    ``ceiling``: also measure, each round, K copies of one-worker backprop trained at once
+    (``ceiling.train_copies``): the most any K-worker scheme of this model can do here.
     ``lr``, ``synth_lr``: Adam's for every method's layers, and for the DNI pipeline's
     synthesizers. The layers learn at notebook 03's 3e-4 and the synthesizers 100 times
     faster or more: Adam moves every weight by about its learning rate whatever the size of
@@ -116,6 +124,7 @@ class MethodsSettings(Settings):
     synth_projection: int = 128
     target_delay: int = 1
     seed: int = 0
+    ceiling: bool = True
     cuda: bool | None = None
 
     def validate(self) -> None:
@@ -140,6 +149,7 @@ class MethodsSettings(Settings):
         check_float("lr", self.lr, 0.0, 1.0, low_open=True)
         check_float("synth_lr", self.synth_lr, 0.0, 1.0, low_open=True)
         check_int("seed", self.seed, 0)
+        check_bool("ceiling", self.ceiling)
         if self.cuda is not None and not isinstance(self.cuda, bool):
             raise ValueError(f"cuda must be True, False or None, got {self.cuda!r}")
         if self.cuda and not torch.cuda.is_available():
@@ -195,7 +205,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
     stop = threading.Event()
     started = time.perf_counter()
     names = s.methods()
-    total = len(s.micro_batches) * 2 + s.repeats * len(names) + 2
+    total = len(s.micro_batches) * 2 + s.repeats * (len(names) + s.ceiling) + 2
     done = 0
 
     # 1. the DNI pipeline's stages, from measured per-layer costs
@@ -235,6 +245,7 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                       done, total, "measuring per-stage costs for the simulator")
     done += 1
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    copies: list[dict[str, Any]] = []
     for r in range(s.repeats):
         order = list(names[r % len(names):] + names[:r % len(names)])
         for name in order:
@@ -242,10 +253,20 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                             f"{METHOD_NAMES[name]}, repeat {r + 1} of {s.repeats}")
             runs[name].append(run)
             done += 1
+        if s.ceiling:
+            run = yield from _in_background(
+                lambda: train_copies(config, data, stop), stop, done, total,
+                f"ceiling: {s.workers} one-worker backprops at once, repeat {r + 1} of {s.repeats}")
+            copies.append(run)
+            done += 1
         # 4. a row per round: medians so far, and the simulator fed the measured costs
         delay = statistics.median(run["delay_s"] for run in runs["dni_pipeline"])
         predicted = predict(costs, delay, s, best_m)
         row = _row(runs, predicted, s.target_accuracy)
+        if copies:
+            row["examples_per_s/ceiling"] = statistics.median(x["examples_per_s"] for x in copies)
+            row["speedup/ceiling"] = (row["examples_per_s/ceiling"]
+                                      / row["examples_per_s/backprop_1worker"])
         row["repeat"] = r + 1
         yield row
     return {"settings": dataclasses.asdict(s), "workers": s.workers, "depth": s.depth,
@@ -262,6 +283,8 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
                                "predicted_examples_per_s": predicted.get(name),
                                "runs": [summary(x) for x in runs[name]]}
                         for name in names},
+            "ceiling": ({"copies": s.workers, "examples_per_s": row["examples_per_s/ceiling"],
+                         "speedup": row["speedup/ceiling"], "runs": copies} if copies else None),
             "row": row, "stage_costs_s": costs, "delay_s": delay,
             "warning": core_warning(cores, s.workers),
             "wall_s": time.perf_counter() - started}
@@ -431,18 +454,31 @@ def time_to_target_words(result: dict[str, Any]) -> str:
 
 
 def ceiling_words(result: dict[str, Any]) -> str:
-    """How few steps the DNI pipeline would have to need to beat all-core backprop here.
+    """How fast any K-worker scheme could go here, and how few steps DNI would need to be first.
 
-    DNI is first only if its steps ratio to all-core backprop is below its
-    throughput ratio. Two ceilings bound that ratio on this machine: a perfect
-    K-worker pipeline (every worker as fast as one-worker backprop, free
-    synthesizers and messages) and the simulator fed this run's stage costs.
+    The measured ceiling is K copies of one-worker backprop trained at once
+    (``result["ceiling"]``, absent from files made without it): each worker of
+    a pipeline does at most its share of that work under the same sharing of
+    cores, caches and memory. Without it, a perfect pipeline is K times
+    one-worker backprop. The simulator fed this run's stage costs bounds the
+    DNI pipeline itself. DNI reaches the target before all-core backprop only
+    if its steps ratio to backprop is below its throughput ratio.
     """
     m, workers = result["methods"], result["settings"]["workers"]
+    one = m["backprop_1worker"]["examples_per_s"]
     all_cores = m["backprop_all_cores"]["examples_per_s"]
-    perfect = workers * m["backprop_1worker"]["examples_per_s"] / all_cores
-    words = (f"ceiling: a perfect {workers}-worker pipeline would run at {perfect:.2f}x all-core "
-             f"backprop here")
+    measured = result.get("ceiling")
+    if measured:
+        perfect = measured["examples_per_s"] / all_cores
+        words = (f"ceiling: {workers} one-worker backprops trained at once run at "
+                 f"{measured['examples_per_s'] / one:.2f}x one alone, so no {workers}-worker "
+                 f"scheme can beat {perfect:.2f}x all-core backprop here (the DNI pipeline runs at "
+                 f"{m['dni_pipeline']['examples_per_s'] / measured['examples_per_s']:.0%} "
+                 f"of that ceiling)")
+    else:
+        perfect = workers * one / all_cores
+        words = (f"ceiling: a perfect {workers}-worker pipeline would run at {perfect:.2f}x "
+                 f"all-core backprop here")
     ceiling = perfect
     predicted = m["dni_pipeline"].get("predicted_examples_per_s")
     if predicted:
