@@ -270,7 +270,8 @@ def test_the_ceiling_says_how_few_steps_dni_would_need():
     assert "as simulated (its measured costs) at 0.90x" in words
     assert "at most 0.90x backprop's steps; fewer than exact gradients need" in words
     # a measured ceiling (two copies of one-worker backprop at once) replaces the perfect one
-    measured = {**result(None), "ceiling": {"copies": 2, "examples_per_s": 176.0}}
+    measured = {**result(None), "ceiling": {"copies": 2, "examples_per_s": 176.0,
+                                                  "speedup": 1.76}}
     words = methods.ceiling_words(measured)
     assert words.startswith("ceiling: 2 one-worker backprops trained at once run at 1.76x one "
                             "alone, so no 2-worker scheme can beat 1.10x all-core backprop here "

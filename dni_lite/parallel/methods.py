@@ -471,7 +471,7 @@ def ceiling_words(result: dict[str, Any]) -> str:
     if measured:
         perfect = measured["examples_per_s"] / all_cores
         words = (f"ceiling: {workers} one-worker backprops trained at once run at "
-                 f"{measured['examples_per_s'] / one:.2f}x one alone, so no {workers}-worker "
+                 f"{measured['speedup']:.2f}x one alone, so no {workers}-worker "
                  f"scheme can beat {perfect:.2f}x all-core backprop here (the DNI pipeline runs at "
                  f"{m['dni_pipeline']['examples_per_s'] / measured['examples_per_s']:.0%} "
                  f"of that ceiling)")
