@@ -11,7 +11,7 @@ import torch
 from dni_lite.parallel import ParallelConfig, WorkerError, bench, train_in_process, train_parallel
 from dni_lite.claims import nb07 as claims_nb07
 from dni_lite.parallel.stage import build_stages, interface_health, load_data
-from dni_lite.parallel.worker import run_worker
+from dni_lite.parallel.worker import _ACT, _TARGET, _tag, _worker_loop, run_worker
 
 SMALL = dict(width=32, depth=3, batch_size=16, seed=3)
 
@@ -58,6 +58,63 @@ def test_two_workers_match_in_process(data, projection):
                                        rtol=1e-4, atol=1e-5)
     assert par["test_accuracy"] == pytest.approx(ref["test_accuracy"], abs=0.11)
     assert _children() == []
+
+
+class _RecordingDist:
+    """torch.distributed for one rank, in this process: records the messages; all arrive as zeros."""
+
+    class Work:
+        def __init__(self, calls: list, tag: int, buf: torch.Tensor | None) -> None:
+            self.calls, self.tag, self.buf = calls, tag, buf
+
+        def wait(self) -> None:
+            if self.buf is not None:
+                self.buf.zero_()
+                self.calls.append(("wait", self.tag))
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def irecv(self, buf, src, tag):
+        self.calls.append(("post", tag))
+        return self.Work(self.calls, tag, buf)
+
+    def isend(self, buf, dst, tag):
+        self.calls.append(("send", tag))
+        return self.Work(self.calls, tag, None)
+
+    def recv(self, buf, src, tag):
+        buf.zero_()
+
+    def send(self, buf, dst, tag):
+        pass
+
+    def barrier(self):
+        pass
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_workers_post_their_receives_a_step_ahead(data, rank):
+    """A message must land while its receiver computes, not when it asks for it: on a busy
+    2-core machine the receive then waits for the network thread to be scheduled. Worker 0
+    posts the receive of step t's target as soon as it sends step t's activation; worker 1
+    posts the receive of activation t + 1 as soon as activation t has arrived."""
+    config = ParallelConfig(steps=4, **SMALL)
+    dist = _RecordingDist()
+    _worker_loop(config, data, rank, 2, dist)
+    calls = dist.calls
+    for t in range(config.steps):
+        if rank == 0:
+            sent = calls.index(("send", _tag(t, _ACT)))
+            assert calls[sent + 1] == ("post", _tag(t, _TARGET))
+            assert calls.index(("wait", _tag(t, _TARGET))) > sent + 1
+        else:
+            arrived = calls.index(("wait", _tag(t, _ACT)))
+            if t + 1 < config.steps:
+                assert calls[arrived + 1] == ("post", _tag(t + 1, _ACT))
+            else:
+                assert ("post", _tag(t + 1, _ACT)) not in calls     # nothing left pending
+    assert len([c for c in calls if c[0] == "post"]) == config.steps
 
 
 def test_failing_worker_stops_everything(data):

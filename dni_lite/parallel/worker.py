@@ -5,7 +5,11 @@ stage forward and sends h_k(t) up (non-blocking); it regresses its
 synthesizer on the target of step t - ``target_delay`` from worker k+1, then
 updates its stage from the fresh synthesizer's prediction and sends the
 bootstrapped target for worker k-1 down. (With ``target_delay=0`` it must
-predict before it can learn, so it learns last.) Start K of them with ``train_parallel`` or with
+predict before it can learn, so it learns last.) Every receive is posted a step
+ahead (the next activation as soon as this one arrived, a target as soon as its
+activation went up), so a message lands while its receiver computes; one fetched
+only when asked for can keep a busy worker waiting although it was sent long before.
+Start K of them with ``train_parallel`` or with
 ``torchrun --nproc-per-node K -m dni_lite.parallel --config cfg.json``.
 """
 from __future__ import annotations
@@ -82,11 +86,20 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
     losses, evals = [], []
     wait_s = eval_s = 0.0
 
+    posted: dict[int, tuple[Tensor, Any]] = {}
+
+    def post(src: int, tag: int) -> None:
+        """Start receiving a message now, so that it lands while this worker computes."""
+        buf = torch.empty(shape)
+        posted[tag] = (buf, dist.irecv(buf, src=src, tag=tag))
+
     def recv(src: int, tag: int) -> Tensor:
         nonlocal wait_s
+        if tag not in posted:
+            post(src, tag)
         t0 = time.perf_counter()
-        buf = torch.empty(shape)
-        dist.recv(buf, src=src, tag=tag)
+        buf, work = posted.pop(tag)
+        work.wait()
         wait_s += time.perf_counter() - t0
         return buf
 
@@ -107,11 +120,14 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
             h_in = data.x[idx]
         else:
             h_in = recv(rank - 1, _tag(t, _ACT))
+            if t + 1 < config.steps:
+                post(rank - 1, _tag(t + 1, _ACT))
             if t < config.trace_steps:
                 trace["activations"].append((t, h_in.clone()))
         h_out = stage.forward(h_in, y)
         if not last:
             sends.append(dist.isend(h_out, rank + 1, tag=_tag(t, _ACT)))
+            post(rank + 1, _tag(t, _TARGET))
             if D > 0 and t - D >= 0:     # learn what is due before predicting again
                 learn(t - D)
         result = stage.update()
