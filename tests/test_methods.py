@@ -224,9 +224,9 @@ def test_time_to_target_words_compare_the_throughput_ratio_with_the_steps_ratio(
                             "backprop_all_cores": entry(1.0, [(10, 1.0, 45.0)])}}
     slow = methods.time_to_target_words(result(1.5, [(10, 1.0, 20.0), (20, 2.0, 45.0)]))
     assert "2.00x the steps" in slow and "1.50x its throughput" in slow
-    assert "does not reach it first" in slow
-    assert "so it reaches it first" in methods.time_to_target_words(
-        result(3.0, [(10, 1.0, 20.0), (20, 2.0, 45.0)]))
+    assert "does not reach it first (it would need a throughput ratio above" in slow
+    assert "so it reaches it first (its throughput ratio is above its steps ratio)" in (
+        methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0), (20, 2.0, 45.0)])))
     assert "never reached" in methods.time_to_target_words(result(3.0, [(10, 1.0, 20.0)]))
 
 

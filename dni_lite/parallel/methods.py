@@ -447,10 +447,10 @@ def time_to_target_words(result: dict[str, Any]) -> str:
         return (f"the DNI pipeline never reached {target:.0f}% (all-core backprop did in "
                 f"{bp_steps:.0f} steps): no throughput can make up for that")
     ratio = dni_steps / bp_steps
-    first = "reaches it first" if speed > ratio else "does not reach it first"
+    first = ("reaches it first (its throughput ratio is above its steps ratio)" if speed > ratio
+             else "does not reach it first (it would need a throughput ratio above its steps ratio)")
     return (f"to {target:.0f}%: the DNI pipeline needs {ratio:.2f}x the steps of all-core backprop "
-            f"({dni_steps:.0f} vs {bp_steps:.0f}) at {speed:.2f}x its throughput, so it {first} "
-            f"(it would need a throughput ratio above its steps ratio)")
+            f"({dni_steps:.0f} vs {bp_steps:.0f}) at {speed:.2f}x its throughput, so it {first}")
 
 
 def ceiling_words(result: dict[str, Any]) -> str:
