@@ -95,10 +95,10 @@ class _RecordingDist:
 
 @pytest.mark.parametrize("rank", [0, 1])
 def test_workers_post_their_receives_a_step_ahead(data, rank):
-    """A message must land while its receiver computes, not when it asks for it: on a busy
-    2-core machine the receive then waits for the network thread to be scheduled. Worker 0
+    """A message must land while its receiver computes, not only when it asks for it. Worker 0
     posts the receive of step t's target as soon as it sends step t's activation; worker 1
-    posts the receive of activation t + 1 as soon as activation t has arrived."""
+    posts the receive of activation 0 before training starts and of activation t + 1 as soon
+    as activation t has arrived."""
     config = ParallelConfig(steps=4, **SMALL)
     dist = _RecordingDist()
     _worker_loop(config, data, rank, 2, dist)
@@ -110,6 +110,8 @@ def test_workers_post_their_receives_a_step_ahead(data, rank):
             assert calls.index(("wait", _tag(t, _TARGET))) > sent + 1
         else:
             arrived = calls.index(("wait", _tag(t, _ACT)))
+            if t == 0:
+                assert calls.index(("post", _tag(0, _ACT))) < arrived
             if t + 1 < config.steps:
                 assert calls[arrived + 1] == ("post", _tag(t + 1, _ACT))
             else:

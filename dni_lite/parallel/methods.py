@@ -254,10 +254,10 @@ def compare_methods(settings: MethodsSettings | None = None, **overrides: Any
             runs[name].append(run)
             done += 1
         if s.ceiling:
-            run = yield from _in_background(
+            copy_run = yield from _in_background(
                 lambda: train_copies(config, data, stop), stop, done, total,
                 f"ceiling: {s.workers} one-worker backprops at once, repeat {r + 1} of {s.repeats}")
-            copies.append(run)
+            copies.append(copy_run)
             done += 1
         # 4. a row per round: medians so far, and the simulator fed the measured costs
         delay = statistics.median(run["delay_s"] for run in runs["dni_pipeline"])
@@ -465,26 +465,24 @@ def ceiling_words(result: dict[str, Any]) -> str:
     if its steps ratio to backprop is below its throughput ratio.
     """
     m, workers = result["methods"], result["settings"]["workers"]
-    one = m["backprop_1worker"]["examples_per_s"]
     all_cores = m["backprop_all_cores"]["examples_per_s"]
     measured = result.get("ceiling")
     if measured:
-        perfect = measured["examples_per_s"] / all_cores
+        ceiling = measured["examples_per_s"] / all_cores
         words = (f"ceiling: {workers} one-worker backprops trained at once run at "
                  f"{measured['speedup']:.2f}x one alone, so no {workers}-worker "
-                 f"scheme can beat {perfect:.2f}x all-core backprop here (the DNI pipeline runs at "
+                 f"scheme can beat {ceiling:.2f}x all-core backprop here (the DNI pipeline runs at "
                  f"{m['dni_pipeline']['examples_per_s'] / measured['examples_per_s']:.0%} "
                  f"of that ceiling)")
     else:
-        perfect = workers * one / all_cores
-        words = (f"ceiling: a perfect {workers}-worker pipeline would run at {perfect:.2f}x "
+        ceiling = workers * m["backprop_1worker"]["examples_per_s"] / all_cores
+        words = (f"ceiling: a perfect {workers}-worker pipeline would run at {ceiling:.2f}x "
                  f"all-core backprop here")
-    ceiling = perfect
     predicted = m["dni_pipeline"].get("predicted_examples_per_s")
     if predicted:
         simulated = predicted / all_cores
         words += f", this one as simulated (its measured costs) at {simulated:.2f}x"
-        ceiling = min(perfect, simulated)
+        ceiling = min(ceiling, simulated)
     fewer = "; fewer than exact gradients need" if ceiling < 1 else ""
     return (words + f": to be first, DNI must reach the target in at most {ceiling:.2f}x "
             f"backprop's steps{fewer}")

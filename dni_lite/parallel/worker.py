@@ -6,9 +6,10 @@ synthesizer on the target of step t - ``target_delay`` from worker k+1, then
 updates its stage from the fresh synthesizer's prediction and sends the
 bootstrapped target for worker k-1 down. (With ``target_delay=0`` it must
 predict before it can learn, so it learns last.) Every receive is posted a step
-ahead (the next activation as soon as this one arrived, a target as soon as its
-activation went up), so a message lands while its receiver computes; one fetched
-only when asked for can keep a busy worker waiting although it was sent long before.
+ahead (the first activation before training starts, the next as soon as this one
+arrived, a target as soon as its activation went up), so a message lands while its
+receiver computes; one fetched only when asked for can keep a busy worker waiting
+although it was sent long before.
 Start K of them with ``train_parallel`` or with
 ``torchrun --nproc-per-node K -m dni_lite.parallel --config cfg.json``.
 """
@@ -93,10 +94,9 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
         buf = torch.empty(shape)
         posted[tag] = (buf, dist.irecv(buf, src=src, tag=tag))
 
-    def recv(src: int, tag: int) -> Tensor:
+    def recv(tag: int) -> Tensor:
+        """Wait for a message posted earlier."""
         nonlocal wait_s
-        if tag not in posted:
-            post(src, tag)
         t0 = time.perf_counter()
         buf, work = posted.pop(tag)
         work.wait()
@@ -104,12 +104,14 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
         return buf
 
     def learn(s: int) -> None:
-        target = recv(rank + 1, _tag(s, _TARGET))
+        target = recv(_tag(s, _TARGET))
         if s < config.trace_steps:
             trace["targets"].append((s, target.clone()))
         stage.learn_synthesizer(target)
 
     delay_s = _ping(dist, rank, shape)
+    if not first:
+        post(rank - 1, _tag(0, _ACT))
     dist.barrier()
     start = time.perf_counter()
     for t, idx in enumerate(batches):
@@ -119,7 +121,7 @@ def _worker_loop(config: ParallelConfig, data: Dataset, rank: int, world: int, d
         if first:
             h_in = data.x[idx]
         else:
-            h_in = recv(rank - 1, _tag(t, _ACT))
+            h_in = recv(_tag(t, _ACT))
             if t + 1 < config.steps:
                 post(rank - 1, _tag(t + 1, _ACT))
             if t < config.trace_steps:
